@@ -1,0 +1,1 @@
+"""Front doors: HTTP API, CLI, Python client."""

@@ -1,0 +1,1 @@
+"""Ray: init/connect, actor pool, per-job supervisor."""

@@ -1,0 +1,47 @@
+"""Bundled example models and the loader for model files.
+
+Library models are data shipped with the kernel; YAML parsing is the only non-numeric import
+the kernel makes (pyyaml, a pure parser).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edt_compute.model import EnterpriseModel
+
+
+def list_models() -> list[str]:
+    """Names of the bundled models."""
+    folder = resources.files(__name__)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_document(text: str, source: str) -> dict[str, Any]:
+    """Parse YAML or JSON text into a mapping, naming `source` in errors."""
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValueError(f"{source}: not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a mapping at the top level")
+    return data
+
+
+def load_model(source: str | Path | dict[str, Any]) -> EnterpriseModel:
+    """A model from a library name, a YAML/JSON file path, or an inline mapping."""
+    if isinstance(source, dict):
+        return EnterpriseModel.model_validate(source)
+    name = str(source)
+    if name in list_models():
+        text = resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+        return EnterpriseModel.model_validate(read_document(text, name))
+    path = Path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"model '{name}': neither a library model ({', '.join(list_models())}) nor a file")
+    return EnterpriseModel.model_validate(read_document(path.read_text(encoding="utf-8"), str(path)))

@@ -1,0 +1,60 @@
+"""Stable dotted paths to every numeric parameter of a model.
+
+Paths look like `markets.methanol_sales.price`, `units.reformer.capacity`,
+`units.reformer.inputs.natural_gas`, `projects.new_line.capex`, `finance.discount_rate`.
+Scenario sets use them to override or sample values; `base_values` lists all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from edt_compute.model import EnterpriseModel
+
+# Fields that are numbers but not addressable: integers that define structure, not values.
+_STRUCTURAL = {"lead_time", "earliest_period", "latest_period", "horizon"}
+_COLLECTIONS = ("units", "storages", "markets", "projects")
+# Fields that hold a time series rather than a scalar; they can be replaced by a path of values.
+SERIES_PATHS_SUFFIX = ".price"
+
+
+class ParameterError(ValueError):
+    """A path that does not name a numeric parameter of the model."""
+
+
+def _iter_paths(model: EnterpriseModel) -> Iterator[tuple[str, float]]:
+    for coll in _COLLECTIONS:
+        for item in getattr(model, coll):
+            for field, value in item.model_dump().items():
+                if field in _STRUCTURAL or field == "name":
+                    continue
+                if isinstance(value, bool):
+                    continue
+                if isinstance(value, int | float):
+                    yield f"{coll}.{item.name}.{field}", float(value)
+                elif isinstance(value, dict):
+                    for key, sub in value.items():
+                        yield f"{coll}.{item.name}.{field}.{key}", float(sub)
+    for field, value in model.finance.model_dump().items():
+        if field in _STRUCTURAL or isinstance(value, bool | str):
+            continue
+        yield f"finance.{field}", float(value)
+
+
+def base_values(model: EnterpriseModel) -> dict[str, float]:
+    """Every addressable path with its value in the model."""
+    return dict(_iter_paths(model))
+
+
+def check_paths(model: EnterpriseModel, paths: Mapping[str, object] | list[str]) -> None:
+    """Raise ParameterError naming every path the model does not have."""
+    known = base_values(model)
+    unknown = [p for p in paths if p not in known]
+    if unknown:
+        hint = ", ".join(sorted(known)[:8])
+        raise ParameterError(f"unknown parameter path(s) {unknown}; known paths include: {hint}, ...")
+
+
+def is_series_path(path: str) -> bool:
+    """Paths that accept a per-period path of values (price paths from GBM/OU processes)."""
+    return path.startswith("markets.") and path.endswith(SERIES_PATHS_SUFFIX)

@@ -1,0 +1,1 @@
+"""Jobs: spec, chunk evaluation, results writer, registry."""

@@ -1,0 +1,1 @@
+"""MILP planning and investment selection (Pyomo + HiGHS)."""
