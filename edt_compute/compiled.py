@@ -47,7 +47,7 @@ class CompiledModel:
     # markets
     market_resource: np.ndarray  # (M,) resource index
     market_sells: np.ndarray  # (M,) bool
-    price: FloatArray  # (S, M, T)
+    price: FloatArray  # (S, M, T), a view of a (T, M, S) buffer
     max_volume: FloatArray  # (S, M), inf when unlimited
     min_volume: FloatArray  # (S, M)
     shortfall_penalty: FloatArray  # (S, M)
@@ -154,7 +154,8 @@ def compile_model(
     ppy = model.finance.periods_per_year
     years = np.arange(T) / ppy
     M = len(model.markets)
-    price = np.zeros((S, M, T))
+    # Held period-major so that the simulation's loops read contiguous rows of scenarios.
+    price = np.zeros((T, M, S)).transpose(2, 1, 0)
     max_vol, min_vol, penalty = np.zeros((S, M)), np.zeros((S, M)), np.zeros((S, M))
     for m, mk in enumerate(model.markets):
         p = f"markets.{mk.name}"

@@ -18,7 +18,8 @@ PERIODS_PER_YEAR: dict[str, int] = {"month": 12, "quarter": 4, "year": 1}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN or infinite numbers in a model are always a data error, never a value to compute with.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _finite(value: float, field: str) -> float:

@@ -16,6 +16,9 @@ Per period:
 3. Clearing per resource: a deficit is drawn from stock, then bought; the surplus and the stock
    are sold up to demand; the rest is stored. Markets are served in the order the model lists
    them.
+
+Arrays are held period-major, (T, U, S), so that every operation in the loop runs over a
+contiguous row of scenarios; the plan exposes (S, U, T) views of them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 from edt_compute.compiled import CompiledModel
 
 _TOL = 1e-12
+Coef = float | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -36,82 +40,112 @@ class PhysicalPlan:
     stock: np.ndarray  # (S, R, T) closing stock per resource (0 where it has no storage)
 
 
-def _flows(matrix: np.ndarray) -> list[list[tuple[int, np.ndarray]]]:
-    """Per unit: (resource index, per-scenario coefficient) of its non-zero recipe entries."""
-    U = matrix.shape[1]
-    out: list[list[tuple[int, np.ndarray]]] = []
-    for j in range(U):
+def _coef(column: np.ndarray) -> Coef:
+    """A recipe coefficient as a float when no scenario changes it (cheaper to multiply)."""
+    return float(column[0]) if np.all(column == column[0]) else np.ascontiguousarray(column)
+
+
+def _flows(matrix: np.ndarray) -> list[list[tuple[int, Coef]]]:
+    out: list[list[tuple[int, Coef]]] = []
+    for j in range(matrix.shape[1]):
         nz = np.flatnonzero(np.any(matrix[:, j, :] != 0, axis=0))
-        out.append([(int(r), np.ascontiguousarray(matrix[:, j, r])) for r in nz])
+        out.append([(int(r), _coef(matrix[:, j, r])) for r in nz])
     return out
+
+
+@dataclass
+class _Rule:
+    """Static structure of one compiled model, prepared once for all periods."""
+
+    ins: list[list[tuple[int, Coef]]]
+    outs: list[list[tuple[int, Coef]]]
+    check_supply: np.ndarray  # (R,) bool: supply of r can bind
+    check_outlet: np.ndarray  # (R,) bool: outlet of r can bind
+    buy: list[int]
+    sell: list[int]
+    net_matrix: np.ndarray | None  # (R, U) outputs - inputs when no scenario changes a recipe
+
+
+def _prepare(cm: CompiledModel, buymax: np.ndarray, sellmax: np.ndarray) -> _Rule:
+    produced = np.any(cm.outputs != 0, axis=(0, 1))
+    has_storage = np.any(cm.storage_capacity > 0, axis=0)
+    invariant = bool(np.all(cm.inputs == cm.inputs[:1]) and np.all(cm.outputs == cm.outputs[:1]))
+    return _Rule(
+        ins=_flows(cm.inputs),
+        outs=_flows(cm.outputs),
+        check_supply=produced | has_storage | ~np.all(np.isinf(buymax), axis=1),
+        check_outlet=~np.all(np.isinf(sellmax), axis=1),
+        buy=[m for m in range(len(cm.markets)) if not cm.market_sells[m]],
+        sell=[m for m in range(len(cm.markets)) if cm.market_sells[m]],
+        net_matrix=(cm.outputs[0] - cm.inputs[0]).T.copy() if invariant else None,
+    )
 
 
 def operate(cm: CompiledModel, capacity: np.ndarray) -> PhysicalPlan:
     """Plan of the operating rule given effective capacity (S, U, T)."""
     S, U, T = capacity.shape
     R, M = len(cm.resources), len(cm.markets)
-    ins, outs = _flows(cm.inputs), _flows(cm.outputs)
-    buy = [m for m in range(M) if not cm.market_sells[m]]
-    sell = [m for m in range(M) if cm.market_sells[m]]
-    buymax = np.zeros((S, R))
-    sellmax = np.zeros((S, R))
-    for m in buy:
-        buymax[:, cm.market_resource[m]] += cm.max_volume[:, m]
-    for m in sell:
-        sellmax[:, cm.market_resource[m]] += cm.max_volume[:, m]
-    activity = np.zeros((S, U, T))
-    volume = np.zeros((S, M, T))
-    closing = np.zeros((S, R, T))
-    stock = cm.storage_initial.copy()
+    max_volume = np.ascontiguousarray(cm.max_volume.T)  # (M, S)
+    buymax, sellmax = np.zeros((R, S)), np.zeros((R, S))
+    for m in range(M):
+        target = sellmax if cm.market_sells[m] else buymax
+        target[cm.market_resource[m]] += max_volume[m]
+    rule = _prepare(cm, buymax, sellmax)
+    cap = np.ascontiguousarray(capacity.transpose(2, 1, 0))  # (T, U, S)
+    min_load = np.ascontiguousarray(cm.min_load.T) * (1.0 - 1e-12)
+    st_cap = np.ascontiguousarray(cm.storage_capacity.T)
+    activity, volume, closing = np.empty((T, U, S)), np.zeros((T, M, S)), np.empty((T, R, S))
+    stock = np.ascontiguousarray(cm.storage_initial.T)
     for t in range(T):
-        cap_t = capacity[:, :, t]
-        a = cap_t.copy()
-        floor = cm.min_load * cap_t * (1.0 - 1e-12)
-        room = cm.storage_capacity - stock
+        a = activity[t]
+        a[:] = cap[t]
+        floor = min_load * cap[t]
+        reachable = stock + buymax
+        outlet = sellmax + st_cap - stock
         for _ in range(U + 2):
-            prod, cons = _forward(a, ins, outs, floor, stock + buymax, S, R)
-            if not _backward(a, ins, outs, floor, prod, cons, sellmax + room):
+            prod, cons = _forward(a, rule, floor, reachable)
+            if not _backward(a, rule, floor, prod, cons, outlet):
                 break
         else:  # pragma: no cover - activities only decrease, so the loop ends first
             raise RuntimeError("operating rule did not settle")
-        activity[:, :, t] = a
-        stock = _clear(cm, prod - cons, stock, buy, sell, volume[:, :, t])
-        closing[:, :, t] = stock
-    return PhysicalPlan(activity=activity, volume=volume, stock=closing)
+        net = _net(cm, rule, a)
+        stock = _clear(cm, rule, net, stock, max_volume, volume[t], st_cap)
+        closing[t] = stock
+    return PhysicalPlan(
+        activity=activity.transpose(2, 1, 0),
+        volume=volume.transpose(2, 1, 0),
+        stock=closing.transpose(2, 1, 0),
+    )
 
 
 def _forward(
-    a: np.ndarray,
-    ins: list[list[tuple[int, np.ndarray]]],
-    outs: list[list[tuple[int, np.ndarray]]],
-    floor: np.ndarray,
-    reachable: np.ndarray,
-    S: int,
-    R: int,
+    a: np.ndarray, rule: _Rule, floor: np.ndarray, reachable: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     supply = reachable.copy()  # what can still be consumed of each resource
-    prod = np.zeros((S, R))
-    cons = np.zeros((S, R))
-    for j in range(a.shape[1]):
-        lim = a[:, j]
-        for r, coef in ins[j]:
-            np.minimum(lim, np.maximum(supply[:, r], 0.0) / coef, out=lim)
-        lim[lim < floor[:, j]] = 0.0
-        for r, coef in ins[j]:
-            used = coef * lim
-            supply[:, r] -= used
-            cons[:, r] += used
-        for r, coef in outs[j]:
-            made = coef * lim
-            supply[:, r] += made
-            prod[:, r] += made
+    prod = np.zeros_like(reachable)
+    cons = np.zeros_like(reachable)
+    for j in range(a.shape[0]):
+        lim = a[j]
+        for r, coef in rule.ins[j]:
+            if rule.check_supply[r]:
+                np.minimum(lim, np.maximum(supply[r], 0.0) / coef, out=lim)
+        lim[lim < floor[j]] = 0.0
+        for r, coef in rule.ins[j]:
+            if rule.check_supply[r] or rule.check_outlet[r]:
+                used = coef * lim
+                supply[r] -= used
+                cons[r] += used
+        for r, coef in rule.outs[j]:
+            if rule.check_supply[r] or rule.check_outlet[r]:
+                made = coef * lim
+                supply[r] += made
+                prod[r] += made
     return prod, cons
 
 
 def _backward(
     a: np.ndarray,
-    ins: list[list[tuple[int, np.ndarray]]],
-    outs: list[list[tuple[int, np.ndarray]]],
+    rule: _Rule,
     floor: np.ndarray,
     prod: np.ndarray,
     cons: np.ndarray,
@@ -119,50 +153,60 @@ def _backward(
 ) -> bool:
     """Cut activities whose outputs have no outlet; True if a unit was shut down below min load."""
     shut = False
-    for j in range(a.shape[1] - 1, -1, -1):
-        for r, coef in outs[j]:
-            excess = prod[:, r] - (outlet[:, r] + cons[:, r])
-            over = excess > _TOL * np.maximum(1.0, prod[:, r])
+    for j in range(a.shape[0] - 1, -1, -1):
+        for r, coef in rule.outs[j]:
+            if not rule.check_outlet[r]:
+                continue
+            excess = prod[r] - outlet[r] - cons[r]
+            over = excess > _TOL * np.maximum(1.0, prod[r])
             if not over.any():
                 continue
-            new = a[:, j].copy()
-            new[over] = np.maximum(new[over] - excess[over] / coef[over], 0.0)
-            low = over & (new < floor[:, j])
+            before = a[j].copy()
+            cut = np.where(over, np.maximum(before - excess / coef, 0.0), before)
+            low = over & (cut < floor[j])
             if low.any():
-                new[low] = 0.0
+                cut[low] = 0.0
                 shut = True
-            delta = a[:, j] - new
-            a[:, j] = new
-            for rr, cc in outs[j]:
-                prod[:, rr] -= cc * delta
-            for rr, cc in ins[j]:
-                cons[:, rr] -= cc * delta
+            a[j] = cut
+            delta = before - cut
+            for rr, cc in rule.outs[j]:
+                prod[rr] -= cc * delta
+            for rr, cc in rule.ins[j]:
+                cons[rr] -= cc * delta
     return shut
+
+
+def _net(cm: CompiledModel, rule: _Rule, a: np.ndarray) -> np.ndarray:
+    """Production minus consumption per resource, (R, S)."""
+    if rule.net_matrix is not None:
+        return rule.net_matrix @ a
+    return np.einsum("sur,us->rs", cm.outputs - cm.inputs, a)
 
 
 def _clear(
     cm: CompiledModel,
+    rule: _Rule,
     net: np.ndarray,
     stock: np.ndarray,
-    buy: list[int],
-    sell: list[int],
+    max_volume: np.ndarray,
     volume_t: np.ndarray,
+    st_cap: np.ndarray,
 ) -> np.ndarray:
-    """Purchases, sales and closing stock for one period; writes volumes into volume_t (S, M)."""
+    """Purchases, sales and closing stock for one period; writes volumes into volume_t (M, S)."""
     deficit = np.maximum(-net, 0.0)
     draw = np.minimum(deficit, stock)
     need = deficit - draw
-    for m in buy:
+    for m in rule.buy:
         r = cm.market_resource[m]
-        take = np.minimum(need[:, r], cm.max_volume[:, m])
-        volume_t[:, m] = take
-        need[:, r] -= take
+        take = np.minimum(need[r], max_volume[m])
+        volume_t[m] = take
+        need[r] -= take
     # The forward pass only consumed what stock and purchase limits could supply, so `need` is 0.
     avail = stock - draw + np.maximum(net, 0.0)
-    for m in sell:
+    for m in rule.sell:
         r = cm.market_resource[m]
-        take = np.minimum(avail[:, r], cm.max_volume[:, m])
-        volume_t[:, m] = take
-        avail[:, r] -= take
+        take = np.minimum(avail[r], max_volume[m])
+        volume_t[m] = take
+        avail[r] -= take
     # The backward pass left no more than storage room; clip round-off at the bounds.
-    return np.clip(avail, 0.0, cm.storage_capacity)
+    return np.clip(avail, 0.0, st_cap)

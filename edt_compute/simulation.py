@@ -19,10 +19,11 @@ Conventions (also in docs/finance.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from edt_compute.compiled import CompiledModel, available_capacity, no_builds, project_online
+from edt_compute.compiled import CompiledModel, available_capacity, no_builds
 from edt_compute.operating_rule import PhysicalPlan, operate
 
 ACCOUNTS = (
@@ -45,20 +46,35 @@ ACCOUNTS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class SimulationResult:
+    """Plan and accounts of S scenarios; per-resource flows are derived on demand."""
+
+    cm: CompiledModel
     activity: np.ndarray  # (S, U, T)
     volume: np.ndarray  # (S, M, T)
     stock: np.ndarray  # (S, R, T) closing stock
-    production: np.ndarray  # (S, R, T)
-    consumption: np.ndarray  # (S, R, T)
-    purchases: np.ndarray  # (S, R, T)
-    sales: np.ndarray  # (S, R, T)
     accounts: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (S, T)
 
     @property
     def fcf(self) -> np.ndarray:
         return self.accounts["fcf"]
+
+    @cached_property
+    def production(self) -> np.ndarray:
+        return np.einsum("sut,sur->srt", self.activity, self.cm.outputs)
+
+    @cached_property
+    def consumption(self) -> np.ndarray:
+        return np.einsum("sut,sur->srt", self.activity, self.cm.inputs)
+
+    @cached_property
+    def purchases(self) -> np.ndarray:
+        return _by_resource(self.cm, self.volume, sells=False)
+
+    @cached_property
+    def sales(self) -> np.ndarray:
+        return _by_resource(self.cm, self.volume, sells=True)
 
 
 def simulate(
@@ -72,54 +88,67 @@ def simulate(
         raise ValueError(f"builds: expected shape {(cm.S, len(cm.projects))}, got {b.shape}")
     if plan is None:
         plan = operate(cm, available_capacity(cm, b))
-    return _account(cm, b, plan)
+    accounts = {k: v.T for k, v in _accounts(cm, b, plan).items()}
+    return SimulationResult(cm, plan.activity, plan.volume, plan.stock, accounts)
 
 
-def _by_resource(cm: CompiledModel, volume: np.ndarray, side: bool) -> np.ndarray:
+def _by_resource(cm: CompiledModel, volume: np.ndarray, sells: bool) -> np.ndarray:
     out = np.zeros((cm.S, len(cm.resources), cm.T))
-    for m in np.flatnonzero(cm.market_sells == side):
+    for m in np.flatnonzero(cm.market_sells == sells):
         out[:, cm.market_resource[m], :] += volume[:, m, :]
     return out
 
 
-def _account(cm: CompiledModel, builds: np.ndarray, plan: PhysicalPlan) -> SimulationResult:
-    S, T = cm.S, cm.T
-    a, vol = plan.activity, plan.volume
-    production = np.einsum("sut,sur->srt", a, cm.outputs)
-    consumption = np.einsum("sut,sur->srt", a, cm.inputs)
-    purchases = _by_resource(cm, vol, False)
-    sales = _by_resource(cm, vol, True)
-    stock = plan.stock
+def _tms(x: np.ndarray) -> np.ndarray:
+    """(S, K, T) -> (T, K, S), contiguous (free for arrays made period-major)."""
+    return np.ascontiguousarray(x.transpose(2, 1, 0))
 
-    sells = cm.market_sells
-    revenue = np.einsum("smt,smt->st", vol[:, sells], cm.price[:, sells])
-    purchase_cost = np.einsum("smt,smt->st", vol[:, ~sells], cm.price[:, ~sells])
-    variable_cost = np.einsum("sut,su->st", a, cm.variable_cost)
-    t = np.arange(T)
-    online = np.stack([project_online(builds[:, p], int(cm.project_lead[p]), t) for p in range(len(cm.projects))], axis=1) if cm.projects else np.zeros((S, 0, T))
-    installed = np.repeat(cm.capacity[:, :, None], T, axis=2)
-    for p in range(len(cm.projects)):
-        installed[:, cm.project_unit[p], :] += cm.project_capacity[:, p, None] * online[:, p, :]
-    fixed_cost = np.einsum("sut,su->st", (installed > 0).astype(float), cm.fixed_cost)
-    fixed_cost += np.einsum("spt,sp->st", online, cm.project_fixed_cost)
-    running = a > _running_threshold(a)
-    was = np.concatenate([(cm.capacity > 0)[:, :, None], running[:, :, :-1]], axis=2)
-    startup_cost = np.einsum("sut,su->st", (running & ~was).astype(float), cm.startup_cost)
-    holding_cost = np.einsum("srt,sr->st", stock, cm.holding_cost)
-    shortfall = np.maximum(cm.min_volume[:, :, None] - vol, 0.0)
-    shortfall_cost = np.einsum("smt,sm->st", shortfall, cm.shortfall_penalty)
+
+def _accounts(cm: CompiledModel, builds: np.ndarray, plan: PhysicalPlan) -> dict[str, np.ndarray]:
+    """All accounts as (T, S) arrays."""
+    S, T = cm.S, cm.T
+    a, vol, price, stock = _tms(plan.activity), _tms(plan.volume), _tms(cm.price), _tms(plan.stock)
+    revenue, purchase_cost = np.zeros((T, S)), np.zeros((T, S))
+    shortfall_cost = np.zeros((T, S))
+    for m in range(len(cm.markets)):
+        value = vol[:, m] * price[:, m]
+        if cm.market_sells[m]:
+            revenue += value
+        else:
+            purchase_cost += value
+        if np.any(cm.shortfall_penalty[:, m] > 0):
+            shortfall_cost += np.maximum(cm.min_volume[:, m] - vol[:, m], 0.0) * cm.shortfall_penalty[:, m]
+    t = np.arange(T)[:, None]
+    online = [((b >= 0) & (t >= b + lead)) for b, lead in zip(builds.T, cm.project_lead, strict=True)]
+    installed = np.repeat(cm.capacity.T[None, :, :], T, axis=0)  # (T, U, S)
+    fixed_cost = np.zeros((T, S))
+    for p, on in enumerate(online):
+        installed[:, cm.project_unit[p]] += cm.project_capacity[:, p] * on
+        fixed_cost += cm.project_fixed_cost[:, p] * on
+    variable_cost, startup_cost = np.zeros((T, S)), np.zeros((T, S))
+    running = a > 1e-9 * np.maximum(a.max(axis=0, keepdims=True), 1.0)
+    was = np.concatenate([(cm.capacity.T > 0)[None], running[:-1]], axis=0)
+    starts = running & ~was
+    for u in range(len(cm.units)):
+        variable_cost += a[:, u] * cm.variable_cost[:, u]
+        fixed_cost += (installed[:, u] > 0) * cm.fixed_cost[:, u]
+        if np.any(cm.startup_cost[:, u] > 0):
+            startup_cost += starts[:, u] * cm.startup_cost[:, u]
+    holding_cost = np.zeros((T, S))
+    for r in np.flatnonzero(np.any(cm.holding_cost > 0, axis=0)):
+        holding_cost += stock[:, r] * cm.holding_cost[:, r]
     ebitda = revenue - purchase_cost - variable_cost - fixed_cost - startup_cost - holding_cost - shortfall_cost
 
     capex, depreciation, salvage = _investment(cm, builds)
-    depreciation = depreciation + cm.existing_depreciation[:, None]
-    tax = cm.tax_rate[:, None] * np.maximum(ebitda - depreciation, 0.0)
+    depreciation += cm.existing_depreciation
+    tax = cm.tax_rate * np.maximum(ebitda - depreciation, 0.0)
     receivables = lag_balance(revenue, cm.receivable_days, cm.days_per_period)
     payables = lag_balance(purchase_cost + variable_cost, cm.payable_days, cm.days_per_period)
     wc = receivables - payables
-    delta_wc = np.diff(wc, axis=1, prepend=0.0)
-    delta_wc[:, -1] -= wc[:, -1]  # release working capital at the horizon
+    delta_wc = np.diff(wc, axis=0, prepend=0.0)
+    delta_wc[-1] -= wc[-1]  # release working capital at the horizon
     fcf = ebitda - tax - capex + salvage - delta_wc
-    accounts = {
+    return {
         "revenue": revenue,
         "purchase_cost": purchase_cost,
         "variable_cost": variable_cost,
@@ -137,43 +166,41 @@ def _account(cm: CompiledModel, builds: np.ndarray, plan: PhysicalPlan) -> Simul
         "delta_working_capital": delta_wc,
         "fcf": fcf,
     }
-    return SimulationResult(a, vol, stock, production, consumption, purchases, sales, accounts)
-
-
-def _running_threshold(a: np.ndarray) -> np.ndarray:
-    return 1e-9 * np.maximum(a.max(axis=2, keepdims=True), 1.0)
 
 
 def _investment(cm: CompiledModel, builds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Capex, project depreciation and salvage as (T, S) arrays."""
     S, T = cm.S, cm.T
-    capex, dep, salvage = np.zeros((S, T)), np.zeros((S, T)), np.zeros((S, T))
-    rows = np.arange(S)
-    t = np.arange(T)
+    capex, dep, salvage = np.zeros((T, S)), np.zeros((T, S)), np.zeros((T, S))
+    cols = np.arange(S)
+    t = np.arange(T)[:, None]
     for p in range(len(cm.projects)):
         b = builds[:, p]
         built = b >= 0
+        if not built.any():
+            continue
         for k, share in enumerate(cm.capex_profiles[p]):
             when = np.minimum(b + k, T - 1)
-            np.add.at(capex, (rows[built], when[built]), cm.project_capex[built, p] * share)
-        start = (b + cm.project_lead[p])[:, None]
-        life = cm.project_life_periods[:, p, None]
-        active = built[:, None] & (t[None, :] >= start) & (t[None, :] < start + life)
-        dep += active * (cm.project_capex[:, p] / cm.project_life_periods[:, p])[:, None]
-        salvage[:, -1] += np.where(built, cm.project_salvage[:, p], 0.0)
+            np.add.at(capex, (when[built], cols[built]), cm.project_capex[built, p] * share)
+        start = b + cm.project_lead[p]
+        life = cm.project_life_periods[:, p]
+        active = built & (t >= start) & (t < start + life)
+        dep += active * (cm.project_capex[:, p] / life)
+        salvage[-1] += np.where(built, cm.project_salvage[:, p], 0.0)
     return capex, dep, salvage
 
 
 def lag_balance(flow: np.ndarray, tau_days: np.ndarray, days_per_period: float) -> np.ndarray:
-    """Closing balance (S, T) of a first-order lag fed by `flow` per period (exact update)."""
+    """Closing balance (T, S) of a first-order lag fed by `flow` (T, S) per period, exactly."""
     tau = np.asarray(tau_days, dtype=float).reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         decay = np.where(tau > 0, np.exp(-days_per_period / np.where(tau > 0, tau, 1.0)), 0.0)
         gain = np.where(tau > 0, tau / days_per_period * (1.0 - decay), 0.0)
     out = np.empty_like(flow)
-    level = np.zeros(flow.shape[0])
-    for t in range(flow.shape[1]):
-        level = level * decay + flow[:, t] * gain
-        out[:, t] = level
+    level = np.zeros(flow.shape[1])
+    for t in range(flow.shape[0]):
+        level = level * decay + flow[t] * gain
+        out[t] = level
     return out
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from edt_compute.model import EnterpriseModel
+from edt_compute.validation import SpecError, problems
 
 
 def list_models() -> list[str]:
@@ -33,15 +35,25 @@ def read_document(text: str, source: str) -> dict[str, Any]:
     return data
 
 
+def validate_model(data: dict[str, Any], source: str = "model", prefix: str = "") -> EnterpriseModel:
+    """Validate a model mapping; SpecError lists every problem with its path."""
+    try:
+        return EnterpriseModel.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(source, problems(exc, data, prefix)) from None
+
+
 def load_model(source: str | Path | dict[str, Any]) -> EnterpriseModel:
     """A model from a library name, a YAML/JSON file path, or an inline mapping."""
     if isinstance(source, dict):
-        return EnterpriseModel.model_validate(source)
+        return validate_model(source)
     name = str(source)
     if name in list_models():
         text = resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
-        return EnterpriseModel.model_validate(read_document(text, name))
+        return validate_model(read_document(text, name), name)
     path = Path(name)
-    if not path.exists():
-        raise FileNotFoundError(f"model '{name}': neither a library model ({', '.join(list_models())}) nor a file")
-    return EnterpriseModel.model_validate(read_document(path.read_text(encoding="utf-8"), str(path)))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model '{name}': neither a library model ({', '.join(list_models())}) nor a file"
+        )
+    return validate_model(read_document(path.read_text(encoding="utf-8"), str(path)), str(path))

@@ -1,0 +1,55 @@
+"""Readable validation errors: every problem with the dotted path of the field it concerns.
+
+Pydantic reports list positions (`units.3.capacity`); analysts think in names
+(`units.methanol_synthesis.capacity`), so positions of named items are replaced by their names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+
+class SpecError(ValueError):
+    """A model or job document that does not validate; `problems` lists 'path: message' lines."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s):\n  " + "\n  ".join(self.problems))
+
+
+def _named_path(data: Any, loc: Sequence[int | str]) -> str:
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        label = str(key)
+        if isinstance(key, int) and isinstance(node, Sequence) and not isinstance(node, str):
+            item = node[key] if 0 <= key < len(node) else None
+            if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+                label = item["name"]
+            node = item
+        elif isinstance(node, Mapping):
+            node = node.get(key)
+        else:
+            node = None
+        parts.append(label)
+    return ".".join(parts)
+
+
+def problems(exc: ValidationError, data: Any, prefix: str = "") -> list[str]:
+    """One 'path: message' line per error of `exc` raised while validating `data`."""
+    out = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        # Discriminated unions add the tag to the location; it is not a field the user wrote.
+        tag = err.get("ctx", {}).get("discriminator") if isinstance(err.get("ctx"), dict) else None
+        path = _named_path(data, [p for p in loc if p != tag])
+        msg = err["msg"].removeprefix("Value error, ")
+        full = ".".join(x for x in (prefix, path) if x)
+        # Cross-field checks report several problems at once, each already naming its path.
+        for part in msg.split("; ") if not path else [msg]:
+            out.append(f"{full}: {part}" if full and not part.startswith(f"{full}.") else part)
+    return out
