@@ -63,13 +63,11 @@ class _Rule:
     check_outlet: np.ndarray  # (R,) bool: outlet of r can bind
     buy: list[int]
     sell: list[int]
-    net_matrix: np.ndarray | None  # (R, U) outputs - inputs when no scenario changes a recipe
 
 
 def _prepare(cm: CompiledModel, buymax: np.ndarray, sellmax: np.ndarray) -> _Rule:
     produced = np.any(cm.outputs != 0, axis=(0, 1))
     has_storage = np.any(cm.storage_capacity > 0, axis=0)
-    invariant = bool(np.all(cm.inputs == cm.inputs[:1]) and np.all(cm.outputs == cm.outputs[:1]))
     return _Rule(
         ins=_flows(cm.inputs),
         outs=_flows(cm.outputs),
@@ -77,7 +75,6 @@ def _prepare(cm: CompiledModel, buymax: np.ndarray, sellmax: np.ndarray) -> _Rul
         check_outlet=~np.all(np.isinf(sellmax), axis=1),
         buy=[m for m in range(len(cm.markets)) if not cm.market_sells[m]],
         sell=[m for m in range(len(cm.markets)) if cm.market_sells[m]],
-        net_matrix=(cm.outputs[0] - cm.inputs[0]).T.copy() if invariant else None,
     )
 
 
@@ -178,9 +175,15 @@ def _backward(
 
 def _net(cm: CompiledModel, rule: _Rule, a: np.ndarray) -> np.ndarray:
     """Production minus consumption per resource, (R, S)."""
-    if rule.net_matrix is not None:
-        return rule.net_matrix @ a
-    return np.einsum("sur,us->rs", cm.outputs - cm.inputs, a)
+    # An explicit sum in unit order, not a matrix product: BLAS rounds differently with the
+    # number of scenarios, and results must not depend on how scenarios are chunked.
+    net = np.zeros((len(cm.resources), a.shape[1]))
+    for j in range(a.shape[0]):
+        for r, coef in rule.outs[j]:
+            net[r] += coef * a[j]
+        for r, coef in rule.ins[j]:
+            net[r] -= coef * a[j]
+    return net
 
 
 def _clear(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+import numpy as np
+
 from edt_compute.model import EnterpriseModel
 
 # Fields that are numbers but not addressable: integers that define structure, not values.
@@ -58,3 +60,38 @@ def check_paths(model: EnterpriseModel, paths: Mapping[str, object] | list[str])
 def is_series_path(path: str) -> bool:
     """Paths that accept a per-period path of values (price paths from GBM/OU processes)."""
     return path.startswith("markets.") and path.endswith(SERIES_PATHS_SUFFIX)
+
+
+def scenario_problems(model: EnterpriseModel, scalars: Mapping[str, np.ndarray], n: int) -> list[str | None]:
+    """Per scenario, the first value that breaks a model constraint (or None when all are valid).
+
+    Sampled values get the same bounds as values written in the model file (capacity >= 0,
+    availability in [0, 1], ...), so that a bad draw fails its scenario, not the whole chunk.
+    """
+    from edt_compute.model import Finance, Market, Project, Storage, Unit
+
+    classes = {"units": Unit, "storages": Storage, "markets": Market, "projects": Project}
+    out: list[str | None] = [None] * n
+    checks = (("ge", np.less, ">="), ("gt", np.less_equal, ">"), ("le", np.greater, "<="), ("lt", np.greater_equal, "<"))
+    for path, values in scalars.items():
+        arr = np.broadcast_to(np.asarray(values, dtype=float), (n,))
+        parts = path.split(".")
+        finite = np.isfinite(arr)
+        failures: list[tuple[np.ndarray, str]] = [(~finite, "must be a finite number")]
+        if parts[0] == "finance":
+            metadata = Finance.model_fields[parts[1]].metadata
+        elif len(parts) == 4:  # recipe entries
+            metadata = []
+            failures.append((finite & (arr <= 0), "must be > 0"))
+        else:
+            metadata = classes[parts[0]].model_fields[parts[2]].metadata
+        for rule in metadata:
+            for attr, op, text in checks:
+                bound = getattr(rule, attr, None)
+                if bound is not None:
+                    failures.append((finite & op(arr, bound), f"must be {text} {bound}"))
+        for mask, what in failures:
+            for i in np.flatnonzero(mask):
+                if out[i] is None:
+                    out[i] = f"{path}: value {float(arr[i])} {what}"
+    return out

@@ -32,6 +32,8 @@ def _named_path(data: Any, loc: Sequence[int | str]) -> str:
                 label = item["name"]
             node = item
         elif isinstance(node, Mapping):
+            if key not in node and key in {v for v in node.values() if isinstance(v, str)}:
+                continue  # the tag of a discriminated union (`kind: grid`), not a field
             node = node.get(key)
         else:
             node = None

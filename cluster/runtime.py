@@ -1,0 +1,50 @@
+"""Ray start-up: embedded on this machine by default, or a connection to a running cluster.
+
+Embedded Ray binds to loopback and runs without token authentication: it is a private
+instance of this process, and a token file left in the home directory must not decide whether
+a run works. A cluster address (`--address`, `EDT_ADDRESS` or `RAY_ADDRESS`) is used as given,
+with the cluster's own authentication settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import ray
+
+
+@dataclass(frozen=True)
+class RayInfo:
+    address: str
+    embedded: bool
+    cpus: int
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> RayInfo:
+    """Initialise Ray once per process and report what we are running on."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        else:
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                _node_ip_address="127.0.0.1",
+            )
+    ctx = ray.get_runtime_context()
+    return RayInfo(
+        address=ctx.gcs_address,
+        embedded=not address,
+        cpus=int(ray.cluster_resources().get("CPU", 1)),
+    )
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()

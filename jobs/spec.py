@@ -1,0 +1,151 @@
+"""Job files: what to run, on which model, how many scenarios, with which solver settings.
+
+A job file is YAML or JSON with `schema_version`. `load_job` validates it completely before
+anything runs and reports every problem with its path (`scenarios.parameters.x: ...`), so a
+bad job is refused up front. The model is resolved (library name, file relative to the job
+file, or inline) and embedded, so that workers and `edt resume` never need the original files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from edt_compute.library import read_document, validate_model
+from edt_compute.model import EnterpriseModel
+from edt_compute.params import base_values
+from edt_compute.scenarios import ScenarioSpec, check_spec, scenario_count
+from edt_compute.validation import SpecError, problems
+
+JOB_SCHEMA_VERSION = 1
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class SolverOptions(_Spec):
+    """MILP settings for optimize mode (HiGHS, one thread per solver instance)."""
+
+    time_limit: float = Field(default=30.0, gt=0, description="seconds per scenario solve")
+    mip_gap: float = Field(default=1e-4, ge=0, lt=1, description="relative MIP gap")
+
+
+class Outputs(_Spec):
+    timeseries: bool = Field(default=False, description="write per-period results (long format)")
+
+
+class JobSpec(_Spec):
+    schema_version: Literal[1] = JOB_SCHEMA_VERSION
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    model: str | dict[str, Any] = Field(description="library model name, model file path, or inline model")
+    mode: Literal["simulate", "optimize"] = "simulate"
+    scenarios: ScenarioSpec
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    projects: list[str] | None = Field(
+        default=None,
+        description="projects evaluated against the enterprise without them (default: all)",
+    )
+    build_periods: dict[str, int] = Field(
+        default_factory=dict,
+        description="simulate mode: build period per project (default: its earliest_period)",
+    )
+    outputs: Outputs = Field(default_factory=Outputs)
+    solver: SolverOptions = Field(default_factory=SolverOptions)
+    chunk_size: int | None = Field(default=None, ge=1, description="scenarios per chunk (default: automatic)")
+    priority: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A validated job with its model resolved: everything a worker needs."""
+
+    spec: JobSpec
+    model: EnterpriseModel
+
+    @property
+    def total(self) -> int:
+        return scenario_count(self.spec.scenarios)
+
+    @property
+    def projects(self) -> list[str]:
+        names = [p.name for p in self.model.projects]
+        return names if self.spec.projects is None else list(self.spec.projects)
+
+    def document(self) -> dict[str, Any]:
+        """The spec as stored in job.json and the registry, model embedded."""
+        doc = self.spec.model_dump(mode="json")
+        doc["model"] = self.model.model_dump(mode="json")
+        return doc
+
+    @property
+    def spec_hash(self) -> str:
+        """Hash of what determines the results; chunking is an execution detail, left out."""
+        doc = self.document()
+        doc.pop("chunk_size", None)
+        blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _resolve_model(model: str | dict[str, Any], base_dir: Path | None) -> EnterpriseModel:
+    if isinstance(model, dict):
+        return validate_model(model, "model", prefix="model")
+    from edt_compute.library import list_models, load_model
+
+    if model in list_models():
+        return load_model(model)
+    path = Path(model)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise SpecError("job", [f"model: '{model}' is neither a library model ({', '.join(list_models())}) nor a file"])
+    try:
+        return load_model(path)
+    except SpecError as exc:
+        raise SpecError("job", [f"model ({path}): {p}" for p in exc.problems]) from None
+
+
+def prepare_job(data: dict[str, Any], base_dir: Path | None = None, source: str = "job") -> PreparedJob:
+    """Validate a job mapping completely; SpecError lists every problem with its path."""
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(source, problems(exc, data)) from None
+    model = _resolve_model(spec.model, base_dir)
+    errors: list[str] = []
+    try:
+        check_spec(spec.scenarios, base_values(model))
+    except ValueError as exc:
+        errors.extend(f"scenarios.{line}" if not line.startswith("scenarios") else line for line in str(exc).split("; "))
+    names = {p.name: p for p in model.projects}
+    for p in spec.projects or []:
+        if p not in names:
+            errors.append(f"projects: unknown project '{p}' (model has {sorted(names)})")
+    for p, period in spec.build_periods.items():
+        if p not in names:
+            errors.append(f"build_periods.{p}: unknown project")
+        elif not 0 <= period < model.finance.horizon:
+            errors.append(f"build_periods.{p}: period {period} outside 0..{model.finance.horizon - 1}")
+    if errors:
+        raise SpecError(source, errors)
+    return PreparedJob(spec=spec, model=model)
+
+
+def load_job(path: str | Path) -> PreparedJob:
+    """Read and validate a job file (YAML or JSON)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(str(p), ["file not found"])
+    data = read_document(p.read_text(encoding="utf-8"), str(p))
+    return prepare_job(data, base_dir=p.parent, source=str(p))
+
+
+def job_json_schema() -> dict[str, Any]:
+    return TypeAdapter(JobSpec).json_schema()

@@ -1,0 +1,47 @@
+"""Job identity and lifecycle states (in the style of Ray's job module)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+# Ids end up in object-store paths and URLs: keep them to a safe, short alphabet.
+JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life: queued -> running -> succeeded | failed | cancelled.
+
+    A StrEnum (a str and an Enum) so values compare equal to, and format as, the plain
+    strings stored in the registry and sent over HTTP.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def is_terminal(self) -> bool:
+        """True once the job can never change state again."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+
+
+def new_job_id(now: datetime | None = None) -> str:
+    """A short id that sorts by creation time: ``job-YYYYmmddHHMMSS-<6 hex>``."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d%H%M%S")
+    return f"job-{stamp}-{secrets.token_hex(3)}"
+
+
+def check_job_id(job_id: str) -> str:
+    """Return ``job_id`` unchanged, or raise ValueError if it is unsafe as a path segment."""
+    if not JOB_ID_PATTERN.fullmatch(job_id) or ".." in job_id:
+        raise ValueError(f"invalid job id {job_id!r}: use 1-64 of [A-Za-z0-9._-]")
+    return job_id

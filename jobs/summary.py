@@ -1,0 +1,73 @@
+"""summary.json: the kernel's risk summary over a finished job's scenario table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from edt_compute import risk
+from jobs.evaluate import METRICS
+from jobs.spec import PreparedJob
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN: missing figures become null."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _inputs(table: pa.Table, ok: np.ndarray) -> dict[str, np.ndarray]:
+    skip = {"scenario_id", "status", "error", *METRICS, "enterprise_npv", "objective", "mip_gap", "solve_seconds"}
+    out = {}
+    for name in table.column_names:
+        if name in skip or name.startswith("build_") or name.startswith("oat_") or name == "scenario_name":
+            continue
+        col = table.column(name)
+        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+            out[name] = col.to_numpy(zero_copy_only=False).astype(float)[ok]
+    return out
+
+
+def build_summary(table: pa.Table, job: PreparedJob) -> dict[str, Any]:
+    status = table.column("status").to_numpy(zero_copy_only=False).astype(str)
+    ok = np.isin(status, ["ok", "time_limit"])
+    counts = {s: int(np.sum(status == s)) for s in ("ok", "infeasible", "time_limit", "error")}
+    metrics = {m: table.column(m).to_numpy(zero_copy_only=False).astype(float)[ok] for m in (*METRICS, "enterprise_npv")}
+    summary: dict[str, Any] = {
+        "job": job.spec.name,
+        "mode": job.spec.mode,
+        "scenarios": int(table.num_rows),
+        "status_counts": counts,
+        "projects": job.projects,
+        "npv": risk.summarize(metrics["npv"], inputs=_inputs(table, ok)),
+    }
+    for m in ("irr", "mirr", "pi", "payback_years", "discounted_payback_years", "enterprise_npv"):
+        summary[m] = risk.summarize(metrics[m])
+    if "oat_parameter" in table.column_names:
+        summary["tornado"] = _tornado(table, ok)
+    return _clean(summary)
+
+
+def _tornado(table: pa.Table, ok: np.ndarray) -> list[dict[str, Any]]:
+    param = table.column("oat_parameter").to_numpy(zero_copy_only=False).astype(str)
+    level = table.column("oat_level").to_numpy(zero_copy_only=False).astype(str)
+    npv = table.column("npv").to_numpy(zero_copy_only=False).astype(float)
+    base_rows = np.flatnonzero((level == "base") & ok)
+    if not len(base_rows):
+        return []
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    for i in np.flatnonzero(ok & (level != "base")):
+        (low if level[i] == "low" else high)[param[i]] = float(npv[i])
+    both = sorted(set(low) & set(high))
+    return risk.tornado(float(npv[base_rows[0]]), {p: low[p] for p in both}, {p: high[p] for p in both})
