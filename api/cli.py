@@ -15,18 +15,44 @@ from rich.table import Table
 from api.settings import Settings
 from edt_compute.validation import SpecError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="EDT Compute: mass scenario and Monte Carlo runs.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="EDT Compute: mass scenario and Monte Carlo runs.",
+)
 console = Console()
 err = Console(stderr=True)
 
-StorageOpt = Annotated[str | None, typer.Option("--storage", help="results root URL (file://..., s3://bucket/prefix); env EDT_STORAGE")]
-RegistryOpt = Annotated[str | None, typer.Option("--registry", help="registry URL (sqlite:///..., postgresql+psycopg://...); env EDT_REGISTRY")]
-AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster address; default embedded; env EDT_ADDRESS / RAY_ADDRESS")]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage", help="results root URL (file://..., s3://bucket/prefix); env EDT_STORAGE"
+    ),
+]
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="registry URL (sqlite:///..., postgresql+psycopg://...); env EDT_REGISTRY",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address", help="Ray cluster address; default embedded; env EDT_ADDRESS / RAY_ADDRESS"
+    ),
+]
 
 
 def _settings(storage: str | None, registry: str | None, address: str | None) -> Settings:
     s = Settings()
-    return s.model_copy(update={k: v for k, v in {"storage": storage, "registry": registry, "address": address}.items() if v})
+    return s.model_copy(
+        update={
+            k: v
+            for k, v in {"storage": storage, "registry": registry, "address": address}.items()
+            if v
+        }
+    )
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -53,7 +79,7 @@ def _print_summary(job_id: str, summary: dict[str, Any], store: Any) -> None:
     t.add_column("figure")
     t.add_column("value", justify="right")
     rows = [
-        ("scenarios", f"{summary['scenarios']:,} ({summary['status_counts']})"),
+        ("scenarios", f"{summary['scenarios']:,} (" + ", ".join(f"{k} {v:,}" for k, v in summary["status_counts"].items() if v) + ")"),
         ("NPV mean", _fmt(npv.get("mean"))),
         ("NPV P5", _fmt(npv.get("p5"))),
         ("NPV P50", _fmt(npv.get("p50"))),
@@ -72,8 +98,13 @@ def _run(runner: Any, job_id: str, total: int) -> Any:
     from cluster.supervisor import Progress as JobProgress
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
-        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
     ) as bar:
         task = bar.add_task(job_id, total=total, rate="")
 
@@ -90,8 +121,12 @@ def run(
     storage: StorageOpt = None,
     registry: RegistryOpt = None,
     address: AddressOpt = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="actors (default: one per CPU)")] = None,
-    chunk_size: Annotated[int | None, typer.Option("--chunk-size", min=1, help="scenarios per chunk")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="actors (default: one per CPU)")
+    ] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option("--chunk-size", min=1, help="scenarios per chunk")
+    ] = None,
 ) -> None:
     """Run a job file to completion on embedded (or --address) Ray and print its summary."""
     from cluster.supervisor import JobRunner
@@ -105,7 +140,10 @@ def run(
     reg, store = _open(s)
     runner = JobRunner(reg, store, address=s.address or None, workers=workers)
     record = runner.submit(job, chunk_size=chunk_size)
-    err.print(f"job {record.id}: {record.total_scenarios:,} scenarios in {record.total_chunks} chunks", highlight=False)
+    err.print(
+        f"job {record.id}: {record.total_scenarios:,} scenarios in {record.total_chunks} chunks",
+        highlight=False,
+    )
     try:
         final = _run(runner, record.id, record.total_scenarios)
     except Exception as exc:
@@ -116,8 +154,13 @@ def run(
 
 
 @app.command()
-def resume(job_id: str, storage: StorageOpt = None, registry: RegistryOpt = None, address: AddressOpt = None,
-           workers: Annotated[int | None, typer.Option("--workers", min=1)] = None) -> None:
+def resume(
+    job_id: str,
+    storage: StorageOpt = None,
+    registry: RegistryOpt = None,
+    address: AddressOpt = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
+) -> None:
     """Finish a job whose driver died: recompute only chunks with no committed part."""
     from cluster.supervisor import JobRunner
     from jobs.registry import JobNotFound
@@ -131,7 +174,9 @@ def resume(job_id: str, storage: StorageOpt = None, registry: RegistryOpt = None
     if record.status.is_terminal():
         _fail(f"job {job_id} is {record.status.value}; only unfinished jobs can be resumed")
     missing = record.total_chunks - len(reg.committed_chunks(job_id))
-    err.print(f"job {job_id}: {missing} of {record.total_chunks} chunks to compute", highlight=False)
+    err.print(
+        f"job {job_id}: {missing} of {record.total_chunks} chunks to compute", highlight=False
+    )
     runner = JobRunner(reg, store, address=s.address or None, workers=workers)
     try:
         final = _run(runner, job_id, record.total_scenarios)
@@ -151,7 +196,10 @@ def validate(job_file: Path) -> None:
         job = load_job(job_file)
     except (SpecError, ValueError) as exc:
         _fail(str(exc), 2)
-    console.print(f"{job_file}: valid ({job.total:,} scenarios, mode {job.spec.mode}, model {job.model.name})", highlight=False)
+    console.print(
+        f"{job_file}: valid ({job.total:,} scenarios, mode {job.spec.mode}, model {job.model.name})",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -161,7 +209,9 @@ def models() -> None:
 
     for name in list_models():
         m = load_model(name)
-        console.print(f"{name}: {m.description} [{m.finance.horizon} x {m.finance.period}]", highlight=False)
+        console.print(
+            f"{name}: {m.description} [{m.finance.horizon} x {m.finance.period}]", highlight=False
+        )
 
 
 @app.command()
@@ -174,12 +224,21 @@ def status(job_id: str, registry: RegistryOpt = None) -> None:
         r = Registry(s.registry_url()).get(job_id)
     except JobNotFound:
         _fail(f"no job {job_id}")
-    console.print_json(json.dumps({
-        "id": r.id, "name": r.name, "status": r.status.value, "done": r.scenarios_done,
-        "failed": r.scenarios_failed, "total": r.total_scenarios, "error": r.error,
-        "created_at": r.created_at.isoformat(),
-        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-    }))
+    console.print_json(
+        json.dumps(
+            {
+                "id": r.id,
+                "name": r.name,
+                "status": r.status.value,
+                "done": r.scenarios_done,
+                "failed": r.scenarios_failed,
+                "total": r.total_scenarios,
+                "error": r.error,
+                "created_at": r.created_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            }
+        )
+    )
 
 
 @app.command()
@@ -204,12 +263,17 @@ def cancel(job_id: str, registry: RegistryOpt = None) -> None:
         r = Registry(s.registry_url()).request_cancel(job_id)
     except JobNotFound:
         _fail(f"no job {job_id}")
-    console.print(f"{job_id}: {r.status.value}{' (cancel requested)' if r.cancel_requested else ''}")
+    console.print(
+        f"{job_id}: {r.status.value}{' (cancel requested)' if r.cancel_requested else ''}"
+    )
 
 
 @app.command()
-def results(job_id: str, output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
-            storage: StorageOpt = None) -> None:
+def results(
+    job_id: str,
+    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
+    storage: StorageOpt = None,
+) -> None:
     """Export a job's scenario table (Parquet or CSV by extension; CSV to stdout by default)."""
     from jobs.storage import ResultStore
 

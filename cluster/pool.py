@@ -31,7 +31,15 @@ class ChunkWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, job_id: str, spec_hash: str, job_doc: dict[str, Any], chunk: int, start: int, stop: int) -> dict[str, Any]:
+    def run(
+        self,
+        job_id: str,
+        spec_hash: str,
+        job_doc: dict[str, Any],
+        chunk: int,
+        start: int,
+        stop: int,
+    ) -> dict[str, Any]:
         t0 = time.perf_counter()
         ev = self.evaluators.get(spec_hash)
         if ev is None:
@@ -60,7 +68,11 @@ RemoteChunkWorker = ray.remote(ChunkWorker)
 
 def _forwarded_env() -> dict[str, str]:
     """The driver's object-storage settings, which workers on any node need to write parts."""
-    return {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "FSSPEC_")) or k.lower() in {"no_proxy"}}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(("AWS_", "FSSPEC_")) or k.lower() in {"no_proxy"}
+    }
 
 
 def start_pool(store_url: str, size: int) -> list[Any]:
@@ -68,7 +80,7 @@ def start_pool(store_url: str, size: int) -> list[Any]:
     options: dict[str, Any] = {"max_restarts": -1, "max_task_retries": TASK_RETRIES, "num_cpus": 1}
     if env:
         options["runtime_env"] = {"env_vars": env}
-    return [RemoteChunkWorker.options(**options).remote(store_url) for _ in range(size)]  # type: ignore[attr-defined]
+    return [RemoteChunkWorker.options(**options).remote(store_url) for _ in range(size)]
 
 
 def stop_pool(actors: list[Any]) -> None:

@@ -69,14 +69,23 @@ class JobRunner:
         self.actor_pids: list[int] = []
         self.dispatched: list[int] = []
 
-    def submit(self, job: PreparedJob, chunk_size: int | None = None, tenant: str = "default") -> JobRecord:
+    def submit(
+        self, job: PreparedJob, chunk_size: int | None = None, tenant: str = "default"
+    ) -> JobRecord:
         """Register a queued job and store its spec; nothing runs yet."""
         size = chunk_size or job.spec.chunk_size or default_chunk_size(job, self._pool_size())
         doc = job.document()
         doc["chunk_size"] = size
         record = self.registry.create_job(
-            None, job.spec.name, doc, job.spec_hash, job.total, math.ceil(job.total / size),
-            tenant=tenant, priority=job.spec.priority, labels=job.spec.labels,
+            None,
+            job.spec.name,
+            doc,
+            job.spec_hash,
+            job.total,
+            math.ceil(job.total / size),
+            tenant=tenant,
+            priority=job.spec.priority,
+            labels=job.spec.labels,
         )
         self.store.write_job_spec(record.id, doc)
         return record
@@ -91,7 +100,9 @@ class JobRunner:
         """Run (or resume) a job until it succeeds, fails or is cancelled."""
         record = self.registry.get(job_id)
         if record.status.is_terminal():
-            raise ValueError(f"job {job_id} is already {record.status.value}; a finished job is never rerun")
+            raise ValueError(
+                f"job {job_id} is already {record.status.value}; a finished job is never rerun"
+            )
         job = prepare_job(dict(record.spec))
         size = int(record.spec["chunk_size"])
         started = datetime.now(UTC)
@@ -132,7 +143,9 @@ class JobRunner:
                 k = queue.pop(0)
                 a = idle.pop(0)
                 start, stop = k * size, min((k + 1) * size, job.total)
-                ref = self.actors[a].run.remote(record.id, record.spec_hash, doc_ref, k, start, stop)
+                ref = self.actors[a].run.remote(
+                    record.id, record.spec_hash, doc_ref, k, start, stop
+                )
                 in_flight[ref], busy[ref] = k, a
             if cancelled and not in_flight:
                 break
@@ -141,7 +154,9 @@ class JobRunner:
                 in_flight.pop(ref)
                 idle.append(busy.pop(ref))
                 info = ray.get(ref)  # a chunk that fails after Ray's retries fails the job
-                if self.registry.record_chunk(record.id, info["chunk"], info["rows"], info["node"], info["path"]):
+                if self.registry.record_chunk(
+                    record.id, info["chunk"], info["rows"], info["node"], info["path"]
+                ):
                     done += info["rows"]
                     failed += info["failed"]
                 self.registry.update_progress(record.id, done, failed)
@@ -164,7 +179,9 @@ class JobRunner:
     def _finish(self, record: JobRecord, job: PreparedJob, started: datetime) -> None:
         table = self.store.read_scenarios(record.id)
         if table.num_rows != job.total:
-            raise RuntimeError(f"job {record.id}: {table.num_rows} scenario rows for {job.total} scenarios")
+            raise RuntimeError(
+                f"job {record.id}: {table.num_rows} scenario rows for {job.total} scenarios"
+            )
         summary = build_summary(table, job)
         self.store.write_json(record.id, "summary.json", summary)
         chunks = self.registry.chunks(record.id)
@@ -176,8 +193,13 @@ class JobRunner:
             "total_scenarios": job.total,
             "chunk_size": int(record.spec["chunk_size"]),
             "chunks": [
-                {"index": c.chunk_index, "rows": c.rows, "node": c.node, "path": c.path,
-                 "committed_at": c.committed_at.isoformat()}
+                {
+                    "index": c.chunk_index,
+                    "rows": c.rows,
+                    "node": c.node,
+                    "path": c.path,
+                    "committed_at": c.committed_at.isoformat(),
+                }
                 for c in chunks
             ],
             "recomputed_chunks_this_run": len(self.dispatched),

@@ -132,7 +132,11 @@ def compile_model(
     U, R = len(order), len(res)
 
     def unit_field(field: str) -> np.ndarray:
-        return np.stack([value(f"units.{n}.{field}") for n in order], axis=1) if U else np.zeros((S, 0))
+        return (
+            np.stack([value(f"units.{n}.{field}") for n in order], axis=1)
+            if U
+            else np.zeros((S, 0))
+        )
 
     inputs = np.zeros((S, U, R))
     outputs = np.zeros((S, U, R))
@@ -149,7 +153,9 @@ def compile_model(
         st_init[:, k] = value(f"storages.{st.name}.initial")
         st_hold[:, k] = value(f"storages.{st.name}.holding_cost")
     if np.any(st_init > st_cap + 1e-12) or np.any(st_cap < 0):
-        raise ParameterError("storages: a scenario sets initial above capacity or a negative capacity")
+        raise ParameterError(
+            "storages: a scenario sets initial above capacity or a negative capacity"
+        )
 
     ppy = model.finance.periods_per_year
     years = np.arange(T) / ppy
@@ -164,7 +170,9 @@ def compile_model(
         else:
             profile = np.asarray(mk.price_profile if mk.price_profile is not None else np.ones(T))
             esc = value(f"{p}.escalation")
-            price[:, m, :] = value(f"{p}.price")[:, None] * profile[None, :] * (1.0 + esc[:, None]) ** years
+            price[:, m, :] = (
+                value(f"{p}.price")[:, None] * profile[None, :] * (1.0 + esc[:, None]) ** years
+            )
         max_vol[:, m] = value(f"{p}.max_volume") if mk.max_volume is not None else np.inf
         min_vol[:, m] = value(f"{p}.min_volume")
         penalty[:, m] = value(f"{p}.shortfall_penalty")
@@ -175,10 +183,17 @@ def compile_model(
     P = len(projects)
 
     def proj_field(field: str) -> np.ndarray:
-        return np.stack([value(f"projects.{p.name}.{field}") for p in projects], axis=1) if P else np.zeros((S, 0))
+        return (
+            np.stack([value(f"projects.{p.name}.{field}") for p in projects], axis=1)
+            if P
+            else np.zeros((S, 0))
+        )
 
     life = proj_field("life_years")
-    for name, arr in (("capacity", unit_field("capacity")), ("availability", unit_field("availability"))):
+    for name, arr in (
+        ("capacity", unit_field("capacity")),
+        ("availability", unit_field("availability")),
+    ):
         if np.any(arr < 0):
             raise ParameterError(f"units.*.{name}: a scenario sets a negative value")
     return CompiledModel(

@@ -37,11 +37,24 @@ class Unit(_Strict):
     """A production unit. Activity is measured in units of its recipe per period."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    inputs: dict[str, float] = Field(default_factory=dict, description="resource -> amount per unit of activity")
-    outputs: dict[str, float] = Field(default_factory=dict, description="resource -> amount per unit of activity")
-    capacity: float = Field(ge=0, description="maximum activity per period (0 for a unit only a project builds)")
-    availability: float = Field(default=1.0, ge=0, le=1, description="share of the period the unit can run")
-    min_load: float = Field(default=0.0, ge=0, le=1, description="minimum activity share of available capacity when running")
+    inputs: dict[str, float] = Field(
+        default_factory=dict, description="resource -> amount per unit of activity"
+    )
+    outputs: dict[str, float] = Field(
+        default_factory=dict, description="resource -> amount per unit of activity"
+    )
+    capacity: float = Field(
+        ge=0, description="maximum activity per period (0 for a unit only a project builds)"
+    )
+    availability: float = Field(
+        default=1.0, ge=0, le=1, description="share of the period the unit can run"
+    )
+    min_load: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="minimum activity share of available capacity when running",
+    )
     variable_cost: float = Field(default=0.0, description="cost per unit of activity")
     fixed_cost: float = Field(default=0.0, ge=0, description="cost per period")
     startup_cost: float = Field(default=0.0, ge=0, description="cost per start from off")
@@ -66,7 +79,9 @@ class Storage(_Strict):
     resource: str
     capacity: float = Field(ge=0)
     initial: float = Field(default=0.0, ge=0)
-    holding_cost: float = Field(default=0.0, ge=0, description="cost per unit of closing stock per period")
+    holding_cost: float = Field(
+        default=0.0, ge=0, description="cost per unit of closing stock per period"
+    )
 
     @model_validator(mode="after")
     def _initial_fits(self) -> Storage:
@@ -87,16 +102,26 @@ class Market(_Strict):
     side: Literal["buy", "sell"]
     price: float
     escalation: float = Field(default=0.0, gt=-1, description="annual price escalation")
-    price_profile: list[float] | None = Field(default=None, description="per-period multipliers of price")
-    max_volume: float | None = Field(default=None, ge=0, description="volume limit (demand for sales) per period; none = unlimited")
+    price_profile: list[float] | None = Field(
+        default=None, description="per-period multipliers of price"
+    )
+    max_volume: float | None = Field(
+        default=None,
+        ge=0,
+        description="volume limit (demand for sales) per period; none = unlimited",
+    )
     min_volume: float = Field(default=0.0, ge=0, description="contracted minimum per period")
-    shortfall_penalty: float = Field(default=0.0, ge=0, description="cost per unit of contracted minimum not met")
+    shortfall_penalty: float = Field(
+        default=0.0, ge=0, description="cost per unit of contracted minimum not met"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Market:
         _finite(self.price, "price")
         if self.max_volume is not None and self.min_volume > self.max_volume:
-            raise ValueError(f"min_volume ({self.min_volume}) exceeds max_volume ({self.max_volume})")
+            raise ValueError(
+                f"min_volume ({self.min_volume}) exceeds max_volume ({self.max_volume})"
+            )
         if self.price_profile is not None:
             for i, x in enumerate(self.price_profile):
                 if not math.isfinite(x) or x < 0:
@@ -117,8 +142,13 @@ class Project(_Strict):
     unit: str
     capacity: float = Field(gt=0, description="activity per period added to the unit")
     capex: float = Field(ge=0, description="total capital expenditure")
-    capex_profile: list[float] = Field(default_factory=lambda: [1.0], description="shares of capex per period from the build period")
-    lead_time: int = Field(default=0, ge=0, description="periods from build decision to available capacity")
+    capex_profile: list[float] = Field(
+        default_factory=lambda: [1.0],
+        description="shares of capex per period from the build period",
+    )
+    lead_time: int = Field(
+        default=0, ge=0, description="periods from build decision to available capacity"
+    )
     life_years: float = Field(default=20.0, gt=0)
     salvage_value: float = Field(default=0.0, ge=0)
     fixed_cost: float = Field(default=0.0, ge=0, description="added cost per period once available")
@@ -144,7 +174,9 @@ class Finance(_Strict):
     tax_rate: float = Field(default=0.0, ge=0, lt=1)
     receivable_days: float = Field(default=0.0, ge=0)
     payable_days: float = Field(default=0.0, ge=0)
-    existing_depreciation: float = Field(default=0.0, ge=0, description="depreciation of existing assets per period")
+    existing_depreciation: float = Field(
+        default=0.0, ge=0, description="depreciation of existing assets per period"
+    )
     currency: str = "USD"
 
     @property
@@ -153,7 +185,7 @@ class Finance(_Strict):
 
 
 class EnterpriseModel(_Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     name: str
     description: str = ""
     resources: list[Resource]
@@ -210,11 +242,17 @@ class EnterpriseModel(_Strict):
         for r in sorted(produced - sold - consumed - set(stored)):
             errors.append(f"resources.{r}: produced but can be neither sold, consumed nor stored")
         for m in self.markets:
-            if m.min_volume > 0 and m.side == "sell" and m.resource not in produced | bought | set(stored):
+            if (
+                m.min_volume > 0
+                and m.side == "sell"
+                and m.resource not in produced | bought | set(stored)
+            ):
                 errors.append(f"markets.{m.name}.min_volume: '{m.resource}' cannot be obtained")
         cycle = _recipe_cycle(self.units)
         if cycle:
-            errors.append(f"units: recipes form a cycle {' -> '.join(cycle)}; the operating rule needs an acyclic flow")
+            errors.append(
+                f"units: recipes form a cycle {' -> '.join(cycle)}; the operating rule needs an acyclic flow"
+            )
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -268,7 +306,7 @@ def _recipe_cycle(units: list[Unit]) -> list[str]:
         stack.append(n)
         for t in sorted(edges[n]):
             if state.get(t) == 1:
-                return [*stack[stack.index(t):], t]
+                return [*stack[stack.index(t) :], t]
             if t not in state:
                 found = visit(t)
                 if found:

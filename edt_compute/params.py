@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
+from pydantic import BaseModel
+
 from edt_compute.model import EnterpriseModel
 
 # Fields that are numbers but not addressable: integers that define structure, not values.
@@ -54,7 +56,9 @@ def check_paths(model: EnterpriseModel, paths: Mapping[str, object] | list[str])
     unknown = [p for p in paths if p not in known]
     if unknown:
         hint = ", ".join(sorted(known)[:8])
-        raise ParameterError(f"unknown parameter path(s) {unknown}; known paths include: {hint}, ...")
+        raise ParameterError(
+            f"unknown parameter path(s) {unknown}; known paths include: {hint}, ..."
+        )
 
 
 def is_series_path(path: str) -> bool:
@@ -62,7 +66,9 @@ def is_series_path(path: str) -> bool:
     return path.startswith("markets.") and path.endswith(SERIES_PATHS_SUFFIX)
 
 
-def scenario_problems(model: EnterpriseModel, scalars: Mapping[str, np.ndarray], n: int) -> list[str | None]:
+def scenario_problems(
+    model: EnterpriseModel, scalars: Mapping[str, np.ndarray], n: int
+) -> list[str | None]:
     """Per scenario, the first value that breaks a model constraint (or None when all are valid).
 
     Sampled values get the same bounds as values written in the model file (capacity >= 0,
@@ -70,9 +76,19 @@ def scenario_problems(model: EnterpriseModel, scalars: Mapping[str, np.ndarray],
     """
     from edt_compute.model import Finance, Market, Project, Storage, Unit
 
-    classes = {"units": Unit, "storages": Storage, "markets": Market, "projects": Project}
+    classes: dict[str, type[BaseModel]] = {
+        "units": Unit,
+        "storages": Storage,
+        "markets": Market,
+        "projects": Project,
+    }
     out: list[str | None] = [None] * n
-    checks = (("ge", np.less, ">="), ("gt", np.less_equal, ">"), ("le", np.greater, "<="), ("lt", np.greater_equal, "<"))
+    checks = (
+        ("ge", np.less, ">="),
+        ("gt", np.less_equal, ">"),
+        ("le", np.greater, "<="),
+        ("lt", np.greater_equal, "<"),
+    )
     for path, values in scalars.items():
         arr = np.broadcast_to(np.asarray(values, dtype=float), (n,))
         parts = path.split(".")

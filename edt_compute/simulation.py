@@ -117,9 +117,13 @@ def _accounts(cm: CompiledModel, builds: np.ndarray, plan: PhysicalPlan) -> dict
         else:
             purchase_cost += value
         if np.any(cm.shortfall_penalty[:, m] > 0):
-            shortfall_cost += np.maximum(cm.min_volume[:, m] - vol[:, m], 0.0) * cm.shortfall_penalty[:, m]
+            shortfall_cost += (
+                np.maximum(cm.min_volume[:, m] - vol[:, m], 0.0) * cm.shortfall_penalty[:, m]
+            )
     t = np.arange(T)[:, None]
-    online = [((b >= 0) & (t >= b + lead)) for b, lead in zip(builds.T, cm.project_lead, strict=True)]
+    online = [
+        ((b >= 0) & (t >= b + lead)) for b, lead in zip(builds.T, cm.project_lead, strict=True)
+    ]
     installed = np.repeat(cm.capacity.T[None, :, :], T, axis=0)  # (T, U, S)
     fixed_cost = np.zeros((T, S))
     for p, on in enumerate(online):
@@ -137,7 +141,15 @@ def _accounts(cm: CompiledModel, builds: np.ndarray, plan: PhysicalPlan) -> dict
     holding_cost = np.zeros((T, S))
     for r in np.flatnonzero(np.any(cm.holding_cost > 0, axis=0)):
         holding_cost += stock[:, r] * cm.holding_cost[:, r]
-    ebitda = revenue - purchase_cost - variable_cost - fixed_cost - startup_cost - holding_cost - shortfall_cost
+    ebitda = (
+        revenue
+        - purchase_cost
+        - variable_cost
+        - fixed_cost
+        - startup_cost
+        - holding_cost
+        - shortfall_cost
+    )
 
     capex, depreciation, salvage = _investment(cm, builds)
     depreciation += cm.existing_depreciation

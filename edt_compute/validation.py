@@ -18,7 +18,9 @@ class SpecError(ValueError):
     def __init__(self, source: str, problems: Sequence[str]) -> None:
         self.source = source
         self.problems = list(problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s):\n  " + "\n  ".join(self.problems))
+        super().__init__(
+            f"{source}: {len(self.problems)} problem(s):\n  " + "\n  ".join(self.problems)
+        )
 
 
 def _named_path(data: Any, loc: Sequence[int | str]) -> str:

@@ -62,8 +62,12 @@ class ChunkEvaluator:
     def inputs(self, ids: np.ndarray) -> ScenarioInputs:
         f = self.job.model.finance
         return generate(
-            self.job.spec.scenarios, self.base, horizon=f.horizon,
-            periods_per_year=f.periods_per_year, seed=self.job.spec.seed, ids=ids,
+            self.job.spec.scenarios,
+            self.base,
+            horizon=f.horizon,
+            periods_per_year=f.periods_per_year,
+            seed=self.job.spec.seed,
+            ids=ids,
         )
 
     def evaluate(self, ids: np.ndarray) -> ChunkResult:
@@ -83,12 +87,15 @@ class ChunkEvaluator:
 
     def _compile(self, inputs: ScenarioInputs, idx: np.ndarray) -> CompiledModel:
         return compile_model(
-            self.job.model, len(idx),
+            self.job.model,
+            len(idx),
             scalars={k: v[idx] for k, v in inputs.scalars.items()},
             series={k: v[idx] for k, v in inputs.series.items()},
         )
 
-    def _run_group(self, inputs: ScenarioInputs, idx: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]) -> None:
+    def _run_group(
+        self, inputs: ScenarioInputs, idx: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]
+    ) -> None:
         """Evaluate scenarios idx together; on an exception, one by one to isolate the culprit."""
         try:
             run: Callable[[CompiledModel, np.ndarray, _Columns, dict[str, np.ndarray]], None]
@@ -108,16 +115,22 @@ class ChunkEvaluator:
             builds[:, p] = self.job.spec.build_periods.get(proj.name, proj.earliest_period)
         return builds
 
-    def _simulate(self, cm: CompiledModel, idx: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]) -> None:
+    def _simulate(
+        self, cm: CompiledModel, idx: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]
+    ) -> None:
         with_p = simulate(cm, self._builds(cm))
         without = simulate(cm) if self.selected else with_p
         self._record(cm, idx, with_p, without, out, flows)
 
-    def _optimize(self, cm: CompiledModel, idx: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]) -> None:
+    def _optimize(
+        self, cm: CompiledModel, idx: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]
+    ) -> None:
         from solvers import PlanningModel
 
         if self._planner is None:
-            self._planner = PlanningModel(self.job.model, self.job.spec.solver.time_limit, self.job.spec.solver.mip_gap)
+            self._planner = PlanningModel(
+                self.job.model, self.job.spec.solver.time_limit, self.job.spec.solver.mip_gap
+            )
         allowed = np.full(len(cm.projects), -1, dtype=np.int64)
         for s, i in enumerate(idx):
             one = cm.scenario(s)
@@ -134,7 +147,10 @@ class ChunkEvaluator:
             if self.selected:
                 base = self._planner.solve(one, fixed_builds=allowed)
                 if base.status.value not in ("optimal", "time_limit"):
-                    out.status[i], out.error[i] = base.status.value, f"without projects: {base.message or base.status.value}"
+                    out.status[i], out.error[i] = (
+                        base.status.value,
+                        f"without projects: {base.message or base.status.value}",
+                    )
                     continue
                 without = simulate(one, allowed[None, :], base.plan)
             else:
@@ -144,8 +160,13 @@ class ChunkEvaluator:
                 out.status[i] = "time_limit"
 
     def _record(
-        self, cm: CompiledModel, idx: np.ndarray, with_p: SimulationResult,
-        without: SimulationResult, out: _Columns, flows: dict[str, np.ndarray],
+        self,
+        cm: CompiledModel,
+        idx: np.ndarray,
+        with_p: SimulationResult,
+        without: SimulationResult,
+        out: _Columns,
+        flows: dict[str, np.ndarray],
     ) -> None:
         # Row-contiguous flows: numpy then sums every row the same way whatever the chunk
         # size (a one-row view is both C- and F-ordered and would take another summation path).
@@ -175,11 +196,14 @@ class ChunkEvaluator:
         if self.job.spec.mode == "optimize":
             for name in ("objective", "mip_gap", "solve_seconds"):
                 cols[name] = pa.array(out.column(name), pa.float64())
-            for name in self.job.model.projects:
-                cols[f"build_{name.name}"] = pa.array(out.column(f"build_{name.name}", np.int64, -1), pa.int64())
+            for proj in self.job.model.projects:
+                build = out.column(f"build_{proj.name}", np.int64, -1)
+                cols[f"build_{proj.name}"] = pa.array(build, pa.int64())
         return pa.table(cols)
 
-    def _timeseries(self, ids: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]) -> pa.Table | None:
+    def _timeseries(
+        self, ids: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]
+    ) -> pa.Table | None:
         if not self.job.spec.outputs.timeseries:
             return None
         T = self.job.model.finance.horizon

@@ -41,10 +41,12 @@ class Outputs(_Spec):
 
 
 class JobSpec(_Spec):
-    schema_version: Literal[1] = JOB_SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
-    model: str | dict[str, Any] = Field(description="library model name, model file path, or inline model")
+    model: str | dict[str, Any] = Field(
+        description="library model name, model file path, or inline model"
+    )
     mode: Literal["simulate", "optimize"] = "simulate"
     scenarios: ScenarioSpec
     seed: int = Field(default=0, ge=0, lt=2**63)
@@ -58,7 +60,9 @@ class JobSpec(_Spec):
     )
     outputs: Outputs = Field(default_factory=Outputs)
     solver: SolverOptions = Field(default_factory=SolverOptions)
-    chunk_size: int | None = Field(default=None, ge=1, description="scenarios per chunk (default: automatic)")
+    chunk_size: int | None = Field(
+        default=None, ge=1, description="scenarios per chunk (default: automatic)"
+    )
     priority: int = 0
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -105,14 +109,21 @@ def _resolve_model(model: str | dict[str, Any], base_dir: Path | None) -> Enterp
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     if not path.is_file():
-        raise SpecError("job", [f"model: '{model}' is neither a library model ({', '.join(list_models())}) nor a file"])
+        raise SpecError(
+            "job",
+            [
+                f"model: '{model}' is neither a library model ({', '.join(list_models())}) nor a file"
+            ],
+        )
     try:
         return load_model(path)
     except SpecError as exc:
         raise SpecError("job", [f"model ({path}): {p}" for p in exc.problems]) from None
 
 
-def prepare_job(data: dict[str, Any], base_dir: Path | None = None, source: str = "job") -> PreparedJob:
+def prepare_job(
+    data: dict[str, Any], base_dir: Path | None = None, source: str = "job"
+) -> PreparedJob:
     """Validate a job mapping completely; SpecError lists every problem with its path."""
     try:
         spec = JobSpec.model_validate(data)
@@ -123,7 +134,10 @@ def prepare_job(data: dict[str, Any], base_dir: Path | None = None, source: str 
     try:
         check_spec(spec.scenarios, base_values(model))
     except ValueError as exc:
-        errors.extend(f"scenarios.{line}" if not line.startswith("scenarios") else line for line in str(exc).split("; "))
+        errors.extend(
+            f"scenarios.{line}" if not line.startswith("scenarios") else line
+            for line in str(exc).split("; ")
+        )
     names = {p.name: p for p in model.projects}
     for p in spec.projects or []:
         if p not in names:
@@ -132,7 +146,9 @@ def prepare_job(data: dict[str, Any], base_dir: Path | None = None, source: str 
         if p not in names:
             errors.append(f"build_periods.{p}: unknown project")
         elif not 0 <= period < model.finance.horizon:
-            errors.append(f"build_periods.{p}: period {period} outside 0..{model.finance.horizon - 1}")
+            errors.append(
+                f"build_periods.{p}: period {period} outside 0..{model.finance.horizon - 1}"
+            )
     if errors:
         raise SpecError(source, errors)
     return PreparedJob(spec=spec, model=model)

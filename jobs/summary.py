@@ -27,10 +27,24 @@ def _clean(obj: Any) -> Any:
 
 
 def _inputs(table: pa.Table, ok: np.ndarray) -> dict[str, np.ndarray]:
-    skip = {"scenario_id", "status", "error", *METRICS, "enterprise_npv", "objective", "mip_gap", "solve_seconds"}
+    skip = {
+        "scenario_id",
+        "status",
+        "error",
+        *METRICS,
+        "enterprise_npv",
+        "objective",
+        "mip_gap",
+        "solve_seconds",
+    }
     out = {}
     for name in table.column_names:
-        if name in skip or name.startswith("build_") or name.startswith("oat_") or name == "scenario_name":
+        if (
+            name in skip
+            or name.startswith("build_")
+            or name.startswith("oat_")
+            or name == "scenario_name"
+        ):
             continue
         col = table.column(name)
         if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
@@ -42,7 +56,10 @@ def build_summary(table: pa.Table, job: PreparedJob) -> dict[str, Any]:
     status = table.column("status").to_numpy(zero_copy_only=False).astype(str)
     ok = np.isin(status, ["ok", "time_limit"])
     counts = {s: int(np.sum(status == s)) for s in ("ok", "infeasible", "time_limit", "error")}
-    metrics = {m: table.column(m).to_numpy(zero_copy_only=False).astype(float)[ok] for m in (*METRICS, "enterprise_npv")}
+    metrics = {
+        m: table.column(m).to_numpy(zero_copy_only=False).astype(float)[ok]
+        for m in (*METRICS, "enterprise_npv")
+    }
     summary: dict[str, Any] = {
         "job": job.spec.name,
         "mode": job.spec.mode,
@@ -70,4 +87,6 @@ def _tornado(table: pa.Table, ok: np.ndarray) -> list[dict[str, Any]]:
     for i in np.flatnonzero(ok & (level != "base")):
         (low if level[i] == "low" else high)[param[i]] = float(npv[i])
     both = sorted(set(low) & set(high))
-    return risk.tornado(float(npv[base_rows[0]]), {p: low[p] for p in both}, {p: high[p] for p in both})
+    return risk.tornado(
+        float(npv[base_rows[0]]), {p: low[p] for p in both}, {p: high[p] for p in both}
+    )

@@ -32,7 +32,12 @@ def _job(samples: int = 300, **over: Any) -> dict[str, Any]:
             "kind": "monte_carlo",
             "samples": samples,
             "parameters": {
-                "markets.methanol_sales.price": {"dist": "lognormal", "mean": 1.0, "std": 0.2, "mode": "multiplier"},
+                "markets.methanol_sales.price": {
+                    "dist": "lognormal",
+                    "mean": 1.0,
+                    "std": 0.2,
+                    "mode": "multiplier",
+                },
                 "projects.methanol_debottleneck.capex": {"dist": "uniform", "low": 40, "high": 70},
             },
         },
@@ -42,7 +47,11 @@ def _job(samples: int = 300, **over: Any) -> dict[str, Any]:
 
 
 def _runner(tmp_path: Path, name: str, workers: int) -> JobRunner:
-    return JobRunner(Registry(f"sqlite:///{tmp_path / 'registry.db'}"), ResultStore(str(tmp_path / name)), workers=workers)
+    return JobRunner(
+        Registry(f"sqlite:///{tmp_path / 'registry.db'}"),
+        ResultStore(str(tmp_path / name)),
+        workers=workers,
+    )
 
 
 def test_same_table_with_chunk_7_on_1_worker_and_256_on_2(tmp_path: Path) -> None:
@@ -63,7 +72,11 @@ def test_layout_summary_and_manifest(tmp_path: Path) -> None:
     final = runner.run(rec.id)
     assert final.status == JobStatus.SUCCEEDED and final.scenarios_done == 120
     root = tmp_path / "r" / "jobs" / rec.id
-    assert sorted(p.name for p in (root / "scenarios").iterdir()) == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert sorted(p.name for p in (root / "scenarios").iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
     assert (root / "timeseries" / "part-00002.parquet").exists()
     manifest = runner.store.read_json(rec.id, "manifest.json")
     assert [c["rows"] for c in manifest["chunks"]] == [50, 50, 20]
@@ -101,7 +114,10 @@ def test_every_scenario_once_when_a_worker_process_is_killed(tmp_path: Path) -> 
 
 def test_failing_scenarios_are_recorded_and_the_job_succeeds(tmp_path: Path) -> None:
     data = _job()
-    data["scenarios"] = {"kind": "grid", "parameters": {"units.reformer.availability": [0.9, 1.5, 0.8]}}
+    data["scenarios"] = {
+        "kind": "grid",
+        "parameters": {"units.reformer.availability": [0.9, 1.5, 0.8]},
+    }
     runner = _runner(tmp_path, "f", 1)
     rec = runner.submit(prepare_job(data))
     final = runner.run(rec.id)
@@ -133,7 +149,9 @@ def test_cancel_keeps_committed_parts(tmp_path: Path) -> None:
 
 
 def test_results_on_s3_through_a_real_s3_server(tmp_path: Path, s3_bucket: str) -> None:
-    runner = JobRunner(Registry(f"sqlite:///{tmp_path / 'r.db'}"), ResultStore(f"s3://{s3_bucket}/edt"), workers=1)
+    runner = JobRunner(
+        Registry(f"sqlite:///{tmp_path / 'r.db'}"), ResultStore(f"s3://{s3_bucket}/edt"), workers=1
+    )
     rec = runner.submit(prepare_job(_job(samples=60)), chunk_size=25)
     assert runner.run(rec.id).status == JobStatus.SUCCEEDED
     table = ResultStore(f"s3://{s3_bucket}/edt").read_scenarios(rec.id)

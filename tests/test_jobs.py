@@ -30,7 +30,9 @@ def _job(**over: Any) -> dict[str, Any]:
         "scenarios": {
             "kind": "monte_carlo",
             "samples": 50,
-            "parameters": {"markets.methanol_sales.price": {"dist": "uniform", "low": 0.2, "high": 0.45}},
+            "parameters": {
+                "markets.methanol_sales.price": {"dist": "uniform", "low": 0.2, "high": 0.45}
+            },
         },
     }
     data.update(over)
@@ -71,16 +73,32 @@ def test_model_file_is_resolved_relative_to_the_job_file(tmp_path: Path) -> None
     text = resources.files("edt_compute.library").joinpath("steel_minimill.yaml").read_text()
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "mill.yaml").write_text(text)
-    (tmp_path / "job.yaml").write_text(yaml.safe_dump(_job(model="models/mill.yaml", scenarios={
-        "kind": "grid", "parameters": {"markets.rebar_sales.price": [0.6, 0.7]}})))
+    (tmp_path / "job.yaml").write_text(
+        yaml.safe_dump(
+            _job(
+                model="models/mill.yaml",
+                scenarios={"kind": "grid", "parameters": {"markets.rebar_sales.price": [0.6, 0.7]}},
+            )
+        )
+    )
     job = load_job(tmp_path / "job.yaml")
     assert job.model.name == "steel_minimill" and job.total == 2
 
 
 def test_chunk_table_has_the_contract_columns() -> None:
     table = evaluate_chunk(prepare_job(_job()), np.arange(10))
-    for col in ("scenario_id", "status", "error", "npv", "irr", "mirr", "pi", "payback_years",
-                "discounted_payback_years", "markets.methanol_sales.price"):
+    for col in (
+        "scenario_id",
+        "status",
+        "error",
+        "npv",
+        "irr",
+        "mirr",
+        "pi",
+        "payback_years",
+        "discounted_payback_years",
+        "markets.methanol_sales.price",
+    ):
         assert col in table.scenarios.column_names
     assert table.scenarios.schema.field("scenario_id").type == pa.int64()
 
@@ -115,23 +133,31 @@ def assert_identical(a: pa.Table, b: pa.Table) -> None:
 
 def test_chunks_give_identical_rows_whatever_the_split() -> None:
     data = _job()
-    data["scenarios"]["parameters"]["finance.discount_rate"] = {"dist": "uniform", "low": 0.08, "high": 0.16}
+    data["scenarios"]["parameters"]["finance.discount_rate"] = {
+        "dist": "uniform",
+        "low": 0.08,
+        "high": 0.16,
+    }
     job = prepare_job(data)
     whole = evaluate_chunk(job, np.arange(50)).scenarios
-    parts = pa.concat_tables([evaluate_chunk(job, np.arange(a, min(a + 7, 50))).scenarios for a in range(0, 50, 7)])
+    parts = pa.concat_tables(
+        [evaluate_chunk(job, np.arange(a, min(a + 7, 50))).scenarios for a in range(0, 50, 7)]
+    )
     assert_identical(whole, parts)
 
 
 def test_a_bad_scenario_is_recorded_and_the_others_go_on() -> None:
-    data = _job(scenarios={
-        "kind": "list",
-        "scenarios": [
-            {"name": "base", "overrides": {}},
-            {"name": "broken", "overrides": {"units.reformer.availability": 1.7}},
-            {"name": "tank", "overrides": {"storages.methanol_tanks.initial": 99.0}},
-            {"name": "cheap_gas", "overrides": {"markets.gas_supply.price": 0.05}},
-        ],
-    })
+    data = _job(
+        scenarios={
+            "kind": "list",
+            "scenarios": [
+                {"name": "base", "overrides": {}},
+                {"name": "broken", "overrides": {"units.reformer.availability": 1.7}},
+                {"name": "tank", "overrides": {"storages.methanol_tanks.initial": 99.0}},
+                {"name": "cheap_gas", "overrides": {"markets.gas_supply.price": 0.05}},
+            ],
+        }
+    )
     table = evaluate_chunk(prepare_job(data), np.arange(4)).scenarios.to_pylist()
     assert [r["status"] for r in table] == ["ok", "error", "error", "ok"]
     assert "units.reformer.availability" in table[1]["error"]

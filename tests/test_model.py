@@ -96,7 +96,7 @@ def test_paths_cover_numbers_and_refuse_unknown() -> None:
     assert paths["units.reformer.inputs.natural_gas"] == 0.41
     assert paths["projects.methanol_debottleneck.capex"] == 50
     assert paths["finance.discount_rate"] == 0.12
-    with pytest.raises(ParameterError, match="markets.nope.price"):
+    with pytest.raises(ParameterError, match=r"markets\.nope\.price"):
         check_paths(model, ["markets.nope.price"])
 
 
@@ -104,7 +104,9 @@ def test_scenario_override_applies_at_its_path() -> None:
     model = load_model("methanol_ammonia")
     import numpy as np
 
-    cm = compile_model(model, 3, scalars={"markets.methanol_sales.price": np.array([0.1, 0.2, 0.3])})
+    cm = compile_model(
+        model, 3, scalars={"markets.methanol_sales.price": np.array([0.1, 0.2, 0.3])}
+    )
     m = cm.markets.index("methanol_sales")
     assert list(cm.price[:, m, 0]) == [0.1, 0.2, 0.3]
     with pytest.raises(ParameterError, match="NaN"):

@@ -109,7 +109,9 @@ def test_project_capacity_capex_and_depreciation() -> None:
             "salvage_value": 7.0,
         }
     ]
-    model = _model(projects=projects, finance={"horizon": 4, "period": "year", "discount_rate": 0.1})
+    model = _model(
+        projects=projects, finance={"horizon": 4, "period": "year", "discount_rate": 0.1}
+    )
     cm = compile_model(model, 1)
     res = simulate(cm, np.array([[0]]))
     assert np.allclose(res.activity[0, 0], [9.0, 18.0, 18.0, 18.0])
@@ -140,7 +142,9 @@ def test_lag_update_equals_solve_ivp(tau_days: float) -> None:
     exact = lag_balance(flows[:, None], np.array([tau_days]), D)[:, 0]
     level = 0.0
     for t, f in enumerate(flows):
-        sol = solve_ivp(lambda _s, y, f=f: [f / D - y[0] / tau_days], (0.0, D), [level], rtol=1e-12, atol=1e-12)
+        sol = solve_ivp(
+            lambda _s, y, f=f: [f / D - y[0] / tau_days], (0.0, D), [level], rtol=1e-12, atol=1e-12
+        )
         level = float(sol.y[0, -1])
         assert exact[t] == pytest.approx(level, rel=1e-8, abs=1e-9)
 
@@ -186,12 +190,35 @@ def random_models(draw: st.DrawFn) -> EnterpriseModel:
     markets, storages = [], []
     for r in res:
         if draw(st.booleans()):
-            markets.append({"name": f"buy_{r}", "resource": r, "side": "buy", "price": 1.0, "max_volume": draw(limit)})
+            markets.append(
+                {
+                    "name": f"buy_{r}",
+                    "resource": r,
+                    "side": "buy",
+                    "price": 1.0,
+                    "max_volume": draw(limit),
+                }
+            )
         if draw(st.booleans()):
-            markets.append({"name": f"sell_{r}", "resource": r, "side": "sell", "price": 2.0, "max_volume": draw(limit)})
+            markets.append(
+                {
+                    "name": f"sell_{r}",
+                    "resource": r,
+                    "side": "sell",
+                    "price": 2.0,
+                    "max_volume": draw(limit),
+                }
+            )
         if draw(st.booleans()):
             cap = draw(st.floats(0.0, 30.0))
-            storages.append({"name": f"st_{r}", "resource": r, "capacity": cap, "initial": draw(st.floats(0.0, cap))})
+            storages.append(
+                {
+                    "name": f"st_{r}",
+                    "resource": r,
+                    "capacity": cap,
+                    "initial": draw(st.floats(0.0, cap)),
+                }
+            )
     data = {
         "name": "random",
         "resources": [{"name": r} for r in res],
@@ -216,9 +243,13 @@ def test_balances_close_on_random_models(model: EnterpriseModel, seed: int) -> N
     cm = compile_model(model, S, scalars=scalars)
     res = simulate(cm)
     resid = balance_residual(cm, res)
-    scale = np.maximum.reduce([res.production, res.consumption, res.purchases, res.sales, res.stock, np.ones_like(resid)])
+    scale = np.maximum.reduce(
+        [res.production, res.consumption, res.purchases, res.sales, res.stock, np.ones_like(resid)]
+    )
     assert np.all(np.abs(resid) <= 1e-9 * scale)
-    assert np.all(res.stock >= -1e-9) and np.all(res.stock <= cm.storage_capacity[:, :, None] + 1e-9)
+    assert np.all(res.stock >= -1e-9) and np.all(
+        res.stock <= cm.storage_capacity[:, :, None] + 1e-9
+    )
     assert np.all(res.volume <= cm.max_volume[:, :, None] * (1 + 1e-12) + 1e-12)
     cap = (cm.capacity * cm.availability)[:, :, None]
     assert np.all(res.activity <= cap * (1 + 1e-12) + 1e-12) and np.all(res.activity >= 0)

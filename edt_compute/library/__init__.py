@@ -35,7 +35,9 @@ def read_document(text: str, source: str) -> dict[str, Any]:
     return data
 
 
-def validate_model(data: dict[str, Any], source: str = "model", prefix: str = "") -> EnterpriseModel:
+def validate_model(
+    data: dict[str, Any], source: str = "model", prefix: str = ""
+) -> EnterpriseModel:
     """Validate a model mapping; SpecError lists every problem with its path."""
     try:
         return EnterpriseModel.model_validate(data)
