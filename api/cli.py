@@ -79,7 +79,12 @@ def _print_summary(job_id: str, summary: dict[str, Any], store: Any) -> None:
     t.add_column("figure")
     t.add_column("value", justify="right")
     rows = [
-        ("scenarios", f"{summary['scenarios']:,} (" + ", ".join(f"{k} {v:,}" for k, v in summary["status_counts"].items() if v) + ")"),
+        (
+            "scenarios",
+            f"{summary['scenarios']:,} ("
+            + ", ".join(f"{k} {v:,}" for k, v in summary["status_counts"].items() if v)
+            + ")",
+        ),
         ("NPV mean", _fmt(npv.get("mean"))),
         ("NPV P5", _fmt(npv.get("p5"))),
         ("NPV P50", _fmt(npv.get("p50"))),

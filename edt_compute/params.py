@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 import numpy as np
-
 from pydantic import BaseModel
 
 from edt_compute.model import EnterpriseModel
