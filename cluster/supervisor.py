@@ -68,6 +68,9 @@ class JobRunner:
         self.actors: list[Any] = []
         self.actor_pids: list[int] = []
         self.dispatched: list[int] = []
+        self.timings: dict[int, dict[str, float]] = {}
+        self.wall_seconds = 0.0
+        self.pool_size = 0
 
     def submit(
         self, job: PreparedJob, chunk_size: int | None = None, tenant: str = "default"
@@ -154,6 +157,10 @@ class JobRunner:
                 in_flight.pop(ref)
                 idle.append(busy.pop(ref))
                 info = ray.get(ref)  # a chunk that fails after Ray's retries fails the job
+                self.timings[info["chunk"]] = {
+                    "compute_seconds": info["compute_seconds"],
+                    "task_seconds": info["seconds"],
+                }
                 if self.registry.record_chunk(
                     record.id, info["chunk"], info["rows"], info["node"], info["path"]
                 ):
@@ -166,6 +173,8 @@ class JobRunner:
                 if self.registry.get(record.id).cancel_requested:
                     cancelled = True
                     queue.clear()
+        self.wall_seconds = time.perf_counter() - t0
+        self.pool_size = n_actors
         return "cancelled" if cancelled else "done"
 
     def _report(self, done: int, failed: int, total: int, base: int, t0: float) -> None:
@@ -199,10 +208,13 @@ class JobRunner:
                     "node": c.node,
                     "path": c.path,
                     "committed_at": c.committed_at.isoformat(),
+                    **self.timings.get(c.chunk_index, {}),
                 }
                 for c in chunks
             ],
             "recomputed_chunks_this_run": len(self.dispatched),
+            "workers": self.pool_size,
+            "dispatch_wall_seconds": self.wall_seconds,
             "created_at": record.created_at.isoformat(),
             "started_at": (record.started_at or started).isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
