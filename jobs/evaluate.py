@@ -125,39 +125,38 @@ class ChunkEvaluator:
     def _optimize(
         self, cm: CompiledModel, idx: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]
     ) -> None:
-        from solvers import PlanningModel
+        """MILP per scenario on one instance built once per evaluator (so once per actor)."""
+        from solvers import PlanningModel, SolverOptions
 
         if self._planner is None:
+            opts = self.job.spec.solver
             self._planner = PlanningModel(
-                self.job.model, self.job.spec.solver.time_limit, self.job.spec.solver.mip_gap
+                self.job.model, SolverOptions(time_limit=opts.time_limit, mip_gap=opts.mip_gap)
             )
-        allowed = np.full(len(cm.projects), -1, dtype=np.int64)
+        none = np.full(len(cm.projects), -1, dtype=np.int64)
         for s, i in enumerate(idx):
-            one = cm.scenario(s)
-            res = self._planner.solve(one, allowed_projects=self.selected)
+            res = self._planner.solve(cm, s, free=self.selected)
             out.column("objective")[i] = res.objective
             out.column("mip_gap")[i] = res.mip_gap
             out.column("solve_seconds")[i] = res.solve_seconds
-            if res.status.value not in ("optimal", "time_limit"):
+            if res.plan is None:
                 out.status[i], out.error[i] = res.status.value, res.message or res.status.value
                 continue
             for p, name in enumerate(cm.projects):
                 out.column(f"build_{name}", np.int64, -1)[i] = res.builds[p]
+            one = cm.scenario(s)
             with_p = simulate(one, res.builds[None, :], res.plan)
+            without = with_p
             if self.selected:
-                base = self._planner.solve(one, fixed_builds=allowed)
-                if base.status.value not in ("optimal", "time_limit"):
-                    out.status[i], out.error[i] = (
-                        base.status.value,
-                        f"without projects: {base.message or base.status.value}",
-                    )
+                base = self._planner.solve(cm, s, builds=none)
+                if base.plan is None:
+                    out.status[i] = base.status.value
+                    out.error[i] = f"without projects: {base.message or base.status.value}"
                     continue
-                without = simulate(one, allowed[None, :], base.plan)
-            else:
-                without = with_p
+                without = simulate(one, none[None, :], base.plan)
             self._record(one, np.array([i]), with_p, without, out, flows)
-            if res.status.value == "time_limit":
-                out.status[i] = "time_limit"
+            if res.status.value != "optimal":
+                out.status[i] = res.status.value
 
     def _record(
         self,
