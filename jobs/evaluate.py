@@ -147,7 +147,9 @@ class ChunkEvaluator:
             one = cm.scenario(s)
             with_p = simulate(one, res.builds[None, :], res.plan)
             without = with_p
-            if self.selected:
+            # Nothing built: the enterprise without the projects is the same problem, so the
+            # incremental flow is exactly zero (a second solve would only add solver noise).
+            if self.selected and np.any(res.builds >= 0):
                 base = self._planner.solve(cm, s, builds=none)
                 if base.plan is None:
                     out.status[i] = base.status.value

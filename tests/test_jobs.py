@@ -170,3 +170,36 @@ def test_timeseries_are_long_format() -> None:
     ts = evaluate_chunk(job, np.arange(3)).timeseries
     assert ts is not None and ts.num_rows == 3 * job.model.finance.horizon
     assert ts.column_names[:2] == ["scenario_id", "period"]
+
+
+def test_optimize_mode_reports_solver_fields_and_records_infeasible_scenarios() -> None:
+    data = _job(
+        mode="optimize",
+        scenarios={
+            "kind": "list",
+            "scenarios": [
+                {"name": "base", "overrides": {}},
+                {
+                    "name": "dear_capex",
+                    "overrides": {"projects.methanol_debottleneck.capex": 500.0},
+                },
+                # A contracted minimum with no penalty is hard: 500 kt a quarter cannot be made.
+                {
+                    "name": "impossible",
+                    "overrides": {
+                        "markets.methanol_sales.min_volume": 125.0,
+                        "markets.methanol_sales.shortfall_penalty": 0.0,
+                        "units.methanol_synthesis.capacity": 50.0,
+                    },
+                },
+            ],
+        },
+    )
+    rows = evaluate_chunk(prepare_job(data), np.arange(3)).scenarios.to_pylist()
+    assert [r["status"] for r in rows] == ["ok", "ok", "infeasible"]
+    base, dear, _ = rows
+    # The MILP objective is the kernel's NPV of the enterprise's free cash flow with the plan.
+    assert base["objective"] == pytest.approx(base["enterprise_npv"], rel=1e-9)
+    assert base["build_methanol_debottleneck"] >= 0 and base["npv"] > 0
+    assert dear["build_methanol_debottleneck"] == -1 and dear["npv"] == 0.0
+    assert rows[2]["error"]
