@@ -105,8 +105,7 @@ def operate(cm: CompiledModel, capacity: np.ndarray) -> PhysicalPlan:
                 break
         else:  # pragma: no cover - activities only decrease, so the loop ends first
             raise RuntimeError("operating rule did not settle")
-        net = _net(cm, rule, a)
-        stock = _clear(cm, rule, net, stock, max_volume, volume[t], st_cap)
+        stock = _clear(cm, rule, prod - cons, stock, max_volume, volume[t], st_cap)
         closing[t] = stock
     return PhysicalPlan(
         activity=activity.transpose(2, 1, 0),
@@ -127,16 +126,15 @@ def _forward(
             if rule.check_supply[r]:
                 np.minimum(lim, np.maximum(supply[r], 0.0) / coef, out=lim)
         lim[lim < floor[j]] = 0.0
+        # Every resource is tracked (not only those that can bind): the clearing needs the net.
         for r, coef in rule.ins[j]:
-            if rule.check_supply[r] or rule.check_outlet[r]:
-                used = coef * lim
-                supply[r] -= used
-                cons[r] += used
+            used = coef * lim
+            supply[r] -= used
+            cons[r] += used
         for r, coef in rule.outs[j]:
-            if rule.check_supply[r] or rule.check_outlet[r]:
-                made = coef * lim
-                supply[r] += made
-                prod[r] += made
+            made = coef * lim
+            supply[r] += made
+            prod[r] += made
     return prod, cons
 
 
@@ -171,19 +169,6 @@ def _backward(
             for rr, cc in rule.ins[j]:
                 cons[rr] -= cc * delta
     return shut
-
-
-def _net(cm: CompiledModel, rule: _Rule, a: np.ndarray) -> np.ndarray:
-    """Production minus consumption per resource, (R, S)."""
-    # An explicit sum in unit order, not a matrix product: BLAS rounds differently with the
-    # number of scenarios, and results must not depend on how scenarios are chunked.
-    net = np.zeros((len(cm.resources), a.shape[1]))
-    for j in range(a.shape[0]):
-        for r, coef in rule.outs[j]:
-            net[r] += coef * a[j]
-        for r, coef in rule.ins[j]:
-            net[r] -= coef * a[j]
-    return net
 
 
 def _clear(

@@ -124,32 +124,35 @@ def _accounts(cm: CompiledModel, builds: np.ndarray, plan: PhysicalPlan) -> dict
     online = [
         ((b >= 0) & (t >= b + lead)) for b, lead in zip(builds.T, cm.project_lead, strict=True)
     ]
-    installed = np.repeat(cm.capacity.T[None, :, :], T, axis=0)  # (T, U, S)
+    # Fixed costs of units installed from the start are constant: one (S,) vector, added once.
+    expanded = {int(u) for u in cm.project_unit}
+    constant = np.zeros(S)
     fixed_cost = np.zeros((T, S))
+    for u in range(len(cm.units)):
+        if u in expanded:
+            installed = np.broadcast_to(cm.capacity[:, u] > 0, (T, S)).copy()
+            for p in np.flatnonzero(cm.project_unit == u):
+                installed |= online[p] & (cm.project_capacity[:, p] > 0)
+            fixed_cost += installed * cm.fixed_cost[:, u]
+        else:
+            constant += (cm.capacity[:, u] > 0) * cm.fixed_cost[:, u]
     for p, on in enumerate(online):
-        installed[:, cm.project_unit[p]] += cm.project_capacity[:, p] * on
         fixed_cost += cm.project_fixed_cost[:, p] * on
+    fixed_cost += constant
     variable_cost, startup_cost = np.zeros((T, S)), np.zeros((T, S))
-    running = a > 1e-9 * np.maximum(a.max(axis=0, keepdims=True), 1.0)
-    was = np.concatenate([(cm.capacity.T > 0)[None], running[:-1]], axis=0)
-    starts = running & ~was
     for u in range(len(cm.units)):
         variable_cost += a[:, u] * cm.variable_cost[:, u]
-        fixed_cost += (installed[:, u] > 0) * cm.fixed_cost[:, u]
         if np.any(cm.startup_cost[:, u] > 0):
-            startup_cost += starts[:, u] * cm.startup_cost[:, u]
+            au = a[:, u]
+            running = au > 1e-9 * np.maximum(au.max(axis=0), 1.0)
+            was = np.concatenate([(cm.capacity[:, u] > 0)[None], running[:-1]], axis=0)
+            startup_cost += (running & ~was) * cm.startup_cost[:, u]
     holding_cost = np.zeros((T, S))
     for r in np.flatnonzero(np.any(cm.holding_cost > 0, axis=0)):
         holding_cost += stock[:, r] * cm.holding_cost[:, r]
-    ebitda = (
-        revenue
-        - purchase_cost
-        - variable_cost
-        - fixed_cost
-        - startup_cost
-        - holding_cost
-        - shortfall_cost
-    )
+    ebitda = revenue - purchase_cost
+    for cost in (variable_cost, fixed_cost, startup_cost, holding_cost, shortfall_cost):
+        ebitda -= cost
 
     capex, depreciation, salvage = _investment(cm, builds)
     depreciation += cm.existing_depreciation
