@@ -30,7 +30,10 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> RayInfo:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            # address="local": always a new private instance, never a cluster that `ray start`
+            # left in /tmp/ray/ray_current_cluster.
             ray.init(
+                address="local",
                 num_cpus=num_cpus,
                 include_dashboard=False,
                 log_to_driver=False,

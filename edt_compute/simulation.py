@@ -131,8 +131,8 @@ def _accounts(cm: CompiledModel, builds: np.ndarray, plan: PhysicalPlan) -> dict
     for u in range(len(cm.units)):
         if u in expanded:
             installed = np.broadcast_to(cm.capacity[:, u] > 0, (T, S)).copy()
-            for p in np.flatnonzero(cm.project_unit == u):
-                installed |= online[p] & (cm.project_capacity[:, p] > 0)
+            for q in np.flatnonzero(cm.project_unit == u):
+                installed |= online[q] & (cm.project_capacity[:, q] > 0)
             fixed_cost += installed * cm.fixed_cost[:, u]
         else:
             constant += (cm.capacity[:, u] > 0) * cm.fixed_cost[:, u]

@@ -1,0 +1,115 @@
+"""The team set-up: a Ray cluster started with `ray start` and a PostgreSQL registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster.supervisor import JobRunner
+from jobs.registry import Registry
+from jobs.spec import prepare_job
+from jobs.status import JobStatus
+from jobs.storage import ResultStore
+from tests.test_registry import pg_url  # noqa: F401  (fixture: a fresh PostgreSQL schema)
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+JOB = {
+    "name": "deploy-test",
+    "model": "steel_minimill",
+    "scenarios": {
+        "kind": "grid",
+        "parameters": {"markets.rebar_sales.price": [0.6, 0.65, 0.7, 0.75]},
+    },
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def ray_head(tmp_path: Path) -> Iterator[str]:
+    """A Ray head on loopback on a free port (6379 may be Redis), stopped with its process group."""
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    head = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # poll until the head answers
+            probe = subprocess.run(
+                [str(BIN / "ray"), "status", f"--address={address}"], capture_output=True, env=env
+            )
+            if probe.returncode == 0:
+                break
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"ray head did not start: {head.stderr.read() if head.stderr else ''}"
+                )
+            time.sleep(0.5)  # polling interval
+        yield address
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+
+
+def test_edt_run_on_a_running_cluster_by_address(tmp_path: Path, ray_head: str) -> None:
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "EDT_ADDRESS": ray_head}
+    out = subprocess.run(
+        [
+            str(BIN / "edt"),
+            "run",
+            str(tmp_path / "job.yaml"),
+            "--storage",
+            str(tmp_path / "res"),
+            "--registry",
+            f"sqlite:///{tmp_path / 'r.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    (job_dir,) = (tmp_path / "res" / "jobs").iterdir()
+    manifest = json.loads((job_dir / "manifest.json").read_text())
+    assert sum(c["rows"] for c in manifest["chunks"]) == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("ray_local")
+def test_a_job_with_its_registry_on_postgresql(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+    runner = JobRunner(Registry(pg_url), ResultStore(str(tmp_path / "res")), workers=1)
+    rec = runner.submit(prepare_job(JOB), chunk_size=2)
+    assert runner.run(rec.id).status == JobStatus.SUCCEEDED
+    assert Registry(pg_url).committed_chunks(rec.id) == {0, 1}
