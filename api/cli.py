@@ -93,10 +93,38 @@ def _print_summary(job_id: str, summary: dict[str, Any], store: Any) -> None:
         ("NPV CVaR 95%", _fmt(npv.get("cvar95"))),
         ("IRR median", _fmt(irr.get("p50"), pct=True)),
     ]
+    conv = summary.get("convergence")
+    if conv:
+        how = "targets met" if conv["met"] else "max_samples reached, targets not met"
+        rows.append(("stopped", f"{conv['n']:,} of max {conv['max_samples']:,} ({how})"))
+        final = [r for r in conv["history"] if r["n"] == conv["n"]]
+        rows += [("target", _interval_text(r)) for r in final]
     for k, v in rows:
         t.add_row(k, v)
     console.print(t)
     console.print(f"results: {store.url_of(job_id, 'scenarios')}", highlight=False, soft_wrap=True)
+
+
+def _convergence_text(rows: tuple[dict[str, Any], ...]) -> str:
+    """The adaptive run at its last checkpoint: the first target not met yet (or the first),
+    e.g. `n=1,053: npv mean 4,617.769 [4,518.071, 4,717.467] ±99.698 (goal ±100.000)`."""
+    if not rows:
+        return ""
+    row = next((r for r in rows if not r["met"]), rows[0])
+    met = sum(r["met"] for r in rows)
+    others = f", {met}/{len(rows)} targets met" if len(rows) > 1 else ""
+    return f"n={row['n']:,}: {_interval_text(row)}{others}"
+
+
+def _interval_text(row: dict[str, Any]) -> str:
+    pct = row["statistic"] == "prob_negative"
+    text = f"{row['metric']} {row['statistic']} {_fmt(row['estimate'], pct)}"
+    if row["half_width"] is None:
+        text += " [interval not defined yet]"
+    else:
+        bounds = f"[{_fmt(row['lower'], pct)}, {_fmt(row['upper'], pct)}]"
+        text += f" {bounds} ±{_fmt(row['half_width'], pct)}"
+    return text + f" (goal ±{_fmt(row['goal'], pct)})"
 
 
 def _run(runner: Any, job_id: str, total: int) -> Any:
@@ -108,13 +136,20 @@ def _run(runner: Any, job_id: str, total: int) -> Any:
         TextColumn("{task.completed:,}/{task.total:,}"),
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[convergence]}"),
         console=err,
         transient=False,
     ) as bar:
-        task = bar.add_task(job_id, total=total, rate="")
+        task = bar.add_task(job_id, total=total, rate="", convergence="")
 
         def update(p: JobProgress) -> None:
-            bar.update(task, completed=p.done, rate=f"{p.rate:,.0f}/s, {p.failed} failed")
+            bar.update(
+                task,
+                total=p.total,  # an adaptive run's cap, then where it stopped
+                completed=p.done,
+                rate=f"{p.rate:,.0f}/s, {p.failed} failed",
+                convergence=_convergence_text(p.convergence),
+            )
 
         runner.on_progress = update
         return runner.run(job_id)
@@ -145,8 +180,10 @@ def run(
     reg, store = _open(s)
     runner = JobRunner(reg, store, address=s.address or None, workers=workers)
     record = runner.submit(job, chunk_size=chunk_size)
+    upto = "up to " if job.stopping_rule is not None else ""
     err.print(
-        f"job {record.id}: {record.total_scenarios:,} scenarios in {record.total_chunks} chunks",
+        f"job {record.id}: {upto}{record.total_scenarios:,} scenarios"
+        f" in {upto}{record.total_chunks} chunks",
         highlight=False,
     )
     try:
@@ -179,8 +216,11 @@ def resume(
     if record.status.is_terminal():
         _fail(f"job {job_id} is {record.status.value}; only unfinished jobs can be resumed")
     missing = record.total_chunks - len(reg.committed_chunks(job_id))
+    # An adaptive run stops at its rule, usually long before its last chunk.
+    upto = "at most " if record.spec.get("scenarios", {}).get("until") else ""
     err.print(
-        f"job {job_id}: {missing} of {record.total_chunks} chunks to compute", highlight=False
+        f"job {job_id}: {upto}{missing} of {record.total_chunks} chunks to compute",
+        highlight=False,
     )
     runner = JobRunner(reg, store, address=s.address or None, workers=workers)
     try:
@@ -201,8 +241,11 @@ def validate(job_file: Path) -> None:
         job = load_job(job_file)
     except (SpecError, ValueError) as exc:
         _fail(str(exc), 2)
+    count = f"{job.total:,} scenarios"
+    if job.stopping_rule is not None:
+        count = f"adaptive, {job.stopping_rule.min_samples:,} to {job.total:,} scenarios"
     console.print(
-        f"{job_file}: valid ({job.total:,} scenarios, mode {job.spec.mode}, model {job.model.name})",
+        f"{job_file}: valid ({count}, mode {job.spec.mode}, model {job.model.name})",
         highlight=False,
     )
 

@@ -5,6 +5,10 @@ number of chunks in flight (backpressure: results are written by the actors, but
 million scenarios must not queue a million tasks), records each committed chunk, updates
 progress, and polls the cancel flag. `resume` is the same loop over the chunks that have no
 committed part, so a crashed driver loses at most the chunks that were in flight.
+
+An adaptive job (Monte Carlo with `until`) stops dispatching once its rule is met on the
+committed prefix of scenario ids (`jobs.adaptive`); chunks then in flight finish and are
+trimmed out of the dataset, so it holds exactly the prefix that met the rule.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import ray
 from cluster.pool import start_pool, stop_pool
 from cluster.runtime import connect
 from edt_compute import __version__
+from jobs.adaptive import PrefixMonitor, trim_to_prefix
 from jobs.registry import JobRecord, Registry
 from jobs.spec import PreparedJob, prepare_job
 from jobs.status import JobStatus
@@ -32,9 +37,12 @@ from jobs.summary import build_summary
 class Progress:
     done: int
     failed: int
-    total: int
+    total: int  # an adaptive run's cap, then its stopping n once reached
     rate: float  # scenarios per second in this run
     eta_seconds: float | None
+    # Adaptive runs: one row per target at the last checkpoint (n, metric, statistic,
+    # estimate, lower, upper, half_width, goal, met), as in summary.json's history.
+    convergence: tuple[dict[str, Any], ...] = ()
 
 
 def default_chunk_size(job: PreparedJob, workers: int) -> int:
@@ -44,7 +52,11 @@ def default_chunk_size(job: PreparedJob, workers: int) -> int:
     ms, so chunks of >= 1000 scenarios keep the overhead small; an optimize-mode scenario costs
     ~0.1-1 s, so a few scenarios per chunk are enough and keep workers balanced.
     """
-    per_worker = math.ceil(job.total / max(1, workers * 4))
+    # An adaptive run may stop at its first checkpoint: size chunks for that, not the cap,
+    # so that little is computed beyond the stopping point.
+    rule = job.stopping_rule
+    planned = job.total if rule is None else rule.min_samples
+    per_worker = math.ceil(planned / max(1, workers * 4))
     if job.spec.mode == "optimize":
         return max(1, min(per_worker, 8))
     return max(1, min(max(per_worker, 1000), 20000))
@@ -71,6 +83,7 @@ class JobRunner:
         self.timings: dict[int, dict[str, float]] = {}
         self.wall_seconds = 0.0
         self.pool_size = 0
+        self.monitor: PrefixMonitor | None = None
 
     def submit(
         self, job: PreparedJob, chunk_size: int | None = None, tenant: str = "default"
@@ -124,10 +137,34 @@ class JobRunner:
         self._finish(record, job, started)
         return self.registry.set_status(job_id, JobStatus.SUCCEEDED)
 
+    def _start_monitor(self, record: JobRecord, job: PreparedJob, size: int) -> None:
+        """Adaptive runs: follow the committed prefix; on resume, replay what is committed."""
+        self.monitor = None
+        if job.stopping_rule is None:
+            return
+        self.monitor = PrefixMonitor(
+            job, size, lambda k, columns: self.store.read_part(record.id, k, columns=columns)
+        )
+        for k in self.registry.committed_chunks(record.id):
+            self.monitor.commit(k)
+        self._checkpoint(record.id)
+
+    def _checkpoint(self, job_id: str) -> bool:
+        """Evaluate the checkpoints now reachable; publish the history; True once stopped."""
+        assert self.monitor is not None
+        seen = len(self.monitor.history)
+        stopped = self.monitor.advance()
+        if len(self.monitor.history) > seen:
+            # Readable while the job runs (e.g. by the API), before summary.json exists.
+            self.store.write_json(job_id, "convergence.json", self.monitor.report())
+        return stopped
+
     def _dispatch(self, record: JobRecord, job: PreparedJob, size: int) -> str:
         committed = self.registry.committed_chunks(record.id)
-        pending = [k for k in range(record.total_chunks) if k not in committed]
-        self.dispatched = list(pending)
+        self._start_monitor(record, job, size)
+        stopped = self.monitor is not None and self.monitor.stopped
+        pending = [k for k in range(record.total_chunks) if k not in committed and not stopped]
+        self.dispatched = []
         n_actors = max(1, min(self._pool_size(), len(pending) or 1))
         self.actors = start_pool(self.store.url, n_actors)
         self.actor_pids = ray.get([a.pid.remote() for a in self.actors])
@@ -150,13 +187,19 @@ class JobRunner:
                     record.id, record.spec_hash, doc_ref, k, start, stop
                 )
                 in_flight[ref], busy[ref] = k, a
+                self.dispatched.append(k)
             if cancelled and not in_flight:
                 break
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
             for ref in ready:
-                in_flight.pop(ref)
+                k = in_flight.pop(ref)
                 idle.append(busy.pop(ref))
-                info = ray.get(ref)  # a chunk that fails after Ray's retries fails the job
+                try:
+                    info = ray.get(ref)  # a chunk that fails after Ray's retries fails the job
+                except Exception:
+                    if self._beyond_stop(k):
+                        continue  # its rows would be discarded anyway
+                    raise
                 self.timings[info["chunk"]] = {
                     "compute_seconds": info["compute_seconds"],
                     "task_seconds": info["seconds"],
@@ -167,6 +210,10 @@ class JobRunner:
                     done += info["rows"]
                     failed += info["failed"]
                 self.registry.update_progress(record.id, done, failed)
+                if self.monitor is not None:
+                    self.monitor.commit(k)
+                    if not self.monitor.stopped and self._checkpoint(record.id):
+                        queue.clear()  # stop dispatching; chunks in flight finish
                 self._report(done, failed, job.total, base_done, t0)
             if time.monotonic() - last_poll > 0.5:
                 last_poll = time.monotonic()
@@ -177,34 +224,57 @@ class JobRunner:
         self.pool_size = n_actors
         return "cancelled" if cancelled else "done"
 
+    def _beyond_stop(self, chunk: int) -> bool:
+        last = self.monitor.last_chunk() if self.monitor is not None else None
+        return last is not None and chunk > last
+
     def _report(self, done: int, failed: int, total: int, base: int, t0: float) -> None:
         if self.on_progress is None:
             return
+        convergence: tuple[dict[str, Any], ...] = ()
+        if self.monitor is not None:
+            convergence = tuple(self.monitor.latest)
+            if self.monitor.stop_n is not None:
+                total = self.monitor.stop_n
+                done = min(done, total)
         elapsed = time.perf_counter() - t0
         rate = (done - base) / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else None
-        self.on_progress(Progress(done, failed, total, rate, eta))
+        eta = max(total - done, 0) / rate if rate > 0 else None
+        self.on_progress(Progress(done, failed, total, rate, eta, convergence))
 
     def _finish(self, record: JobRecord, job: PreparedJob, started: datetime) -> None:
-        table = self.store.read_scenarios(record.id)
-        if table.num_rows != job.total:
-            raise RuntimeError(
-                f"job {record.id}: {table.num_rows} scenario rows for {job.total} scenarios"
-            )
-        summary = build_summary(table, job)
-        self.store.write_json(record.id, "summary.json", summary)
+        size = int(record.spec["chunk_size"])
         chunks = self.registry.chunks(record.id)
+        total, convergence = job.total, None
+        if self.monitor is not None:
+            if self.monitor.stop_n is None:
+                raise RuntimeError(f"job {record.id}: every chunk is in, yet the rule never ran")
+            total = self.monitor.stop_n
+            extra = trim_to_prefix(self.store, record.id, total, size, chunks)
+            convergence = self.monitor.report(extra)
+            chunks = [c for c in chunks if c.chunk_index * size < total]
+        table = self.store.read_scenarios(record.id)
+        if table.num_rows != total:
+            raise RuntimeError(
+                f"job {record.id}: {table.num_rows} scenario rows for {total} scenarios"
+            )
+        summary = build_summary(table, job, convergence)
+        self.store.write_json(record.id, "summary.json", summary)
+        if self.monitor is not None:
+            # The registry's done count is the final dataset's, not what was computed.
+            failed = sum(summary["status_counts"][s] for s in ("infeasible", "time_limit", "error"))
+            self.registry.update_progress(record.id, total, failed)
         manifest = {
             "job_id": record.id,
             "name": job.spec.name,
             "spec_hash": record.spec_hash,
             "software": {"edt_compute": __version__, "ray": ray.__version__},
-            "total_scenarios": job.total,
-            "chunk_size": int(record.spec["chunk_size"]),
+            "total_scenarios": total,
+            "chunk_size": size,
             "chunks": [
                 {
                     "index": c.chunk_index,
-                    "rows": c.rows,
+                    "rows": min(c.rows, total - c.chunk_index * size),
                     "node": c.node,
                     "path": c.path,
                     "committed_at": c.committed_at.isoformat(),
@@ -219,4 +289,11 @@ class JobRunner:
             "started_at": (record.started_at or started).isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
         }
+        if convergence is not None:
+            manifest["adaptive"] = {
+                "max_samples": job.total,
+                "stopped_at": total,
+                "stopped_by": convergence["stopped_by"],
+                "extra_scenarios_discarded": convergence["extra_scenarios_discarded"],
+            }
         self.store.write_json(record.id, "manifest.json", manifest)

@@ -11,8 +11,9 @@ Per period:
    input.
 2. Backward pass, downstream to upstream: a unit's activity is cut so that each output finds an
    outlet (consumption by downstream units + sales demand + storage room). A cut below minimum
-   load shuts the unit down, which may starve downstream units, so both passes repeat until
-   nothing changes. Activities only decrease, so this ends.
+   load shuts the unit down. A cut (of any output's producer) may starve downstream units of
+   another output, so both passes repeat until the backward pass cuts nothing beyond 1e-12
+   relative. Activities only decrease, so this settles.
 3. Clearing per resource: a deficit is drawn from stock, then bought; the surplus and the stock
    are sold up to demand; the rest is stored. Markets are served in the order the model lists
    them.
@@ -30,6 +31,7 @@ import numpy as np
 from edt_compute.compiled import CompiledModel
 
 _TOL = 1e-12
+_MAX_PASSES = 500
 Coef = float | np.ndarray
 
 
@@ -99,11 +101,13 @@ def operate(cm: CompiledModel, capacity: np.ndarray) -> PhysicalPlan:
         floor = min_load * cap[t]
         reachable = stock + buymax
         outlet = sellmax + st_cap - stock
-        for _ in range(U + 2):
+        # Activities only decrease, so the passes settle; a cut of a unit with several outputs
+        # can starve a consumer of another output, which the next forward pass corrects.
+        for _ in range(_MAX_PASSES):
             prod, cons = _forward(a, rule, floor, reachable)
             if not _backward(a, rule, floor, prod, cons, outlet):
                 break
-        else:  # pragma: no cover - activities only decrease, so the loop ends first
+        else:  # pragma: no cover - geometric convergence below the tolerance takes far fewer
             raise RuntimeError("operating rule did not settle")
         stock = _clear(cm, rule, prod - cons, stock, max_volume, volume[t], st_cap)
         closing[t] = stock
@@ -146,8 +150,8 @@ def _backward(
     cons: np.ndarray,
     outlet: np.ndarray,
 ) -> bool:
-    """Cut activities whose outputs have no outlet; True if a unit was shut down below min load."""
-    shut = False
+    """Cut activities whose outputs have no outlet; True if any activity was cut."""
+    cut_any = False
     for j in range(a.shape[0] - 1, -1, -1):
         for r, coef in rule.outs[j]:
             if not rule.check_outlet[r]:
@@ -161,14 +165,14 @@ def _backward(
             low = over & (cut < floor[j])
             if low.any():
                 cut[low] = 0.0
-                shut = True
             a[j] = cut
             delta = before - cut
+            cut_any = True
             for rr, cc in rule.outs[j]:
                 prod[rr] -= cc * delta
             for rr, cc in rule.ins[j]:
                 cons[rr] -= cc * delta
-    return shut
+    return cut_any
 
 
 def _clear(

@@ -16,7 +16,10 @@ Kinds and scenario order:
   `processes: {path: PriceProcess}`, by `method` mc (Philox streams), lhs (one Latin hypercube
   of all samples) or sobol (one scrambled Sobol sequence; balanced only when samples is a power
   of 2). Dimensions of a draw: the parameters in the order given, then horizon - 1 normals per
-  process path in the order given.
+  process path in the order given. With `until` (an adaptive run, `edt_compute.convergence`)
+  the ids run up to the cap `until.max_samples` (or `samples`), lhs stays one design of that
+  many points, and sobol becomes randomised QMC: scenario i is point i // R of replicate i % R,
+  one of R independently scrambled sequences.
 
 `mode: multiplier` (grid, one_at_a_time, each distribution) multiplies the base value.
 """
@@ -35,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import special
 from scipy.stats import qmc
 
+from edt_compute.convergence import StoppingRule, Until
 from edt_compute.correlation import Correlation
 from edt_compute.distributions import Distribution, ValueMode
 from edt_compute.params import ParameterError, is_series_path
@@ -89,18 +93,29 @@ class OneAtATimeSpec(_Spec):
 
 class MonteCarloSpec(_Spec):
     kind: Literal["monte_carlo"]
-    samples: int = Field(ge=1)
+    samples: int | None = Field(
+        default=None,
+        ge=1,
+        description="number of samples; with `until`, the cap (or give until.max_samples)",
+    )
     method: Literal["mc", "lhs", "sobol"] = Field(
         default="mc", description="sobol: use a power of 2 for samples to keep its balance"
     )
     parameters: dict[str, Distribution] = Field(default_factory=dict)
     correlation: Correlation | None = None
     processes: dict[str, PriceProcess] = Field(default_factory=dict)
+    until: Until | None = Field(
+        default=None, description="run until these precision targets are met (adaptive)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MonteCarloSpec:
         if not self.parameters and not self.processes:
             raise ValueError("parameters: give at least one distribution (or a process)")
+        if self.until is None and self.samples is None:
+            raise ValueError("samples: give the number of samples (or an `until` stopping rule)")
+        if self.until is not None:
+            self.stopping_rule()  # raises ValueError naming the conflicting fields
         both = sorted(set(self.parameters) & set(self.processes))
         if both:
             raise ValueError(f"processes: {both} also sampled in parameters; give one or the other")
@@ -111,6 +126,27 @@ class MonteCarloSpec(_Spec):
                     f"correlation.parameters: {missing} not among the sampled parameters"
                 )
         return self
+
+    @property
+    def total(self) -> int:
+        """Scenario ids are 0..total-1: the sample count, or the cap of an adaptive run."""
+        rule = self.stopping_rule()
+        if rule is not None:
+            return rule.max_samples
+        assert self.samples is not None  # the validator requires one or the other
+        return self.samples
+
+    def stopping_rule(self) -> StoppingRule | None:
+        """The resolved `until` rule, or None for a fixed sample count."""
+        if self.until is None:
+            return None
+        return StoppingRule.resolve(self.until, self.samples, self.method)
+
+    @property
+    def rqmc_replicates(self) -> int | None:
+        """Sobol with `until`: independently scrambled replicates (randomised QMC)."""
+        rule = self.stopping_rule()
+        return rule.replicates if rule is not None else None
 
 
 ScenarioSpec = Annotated[
@@ -141,7 +177,7 @@ def scenario_count(spec: ScenarioSpec) -> int:
         return math.prod(len(v) for v in spec.parameters.values())
     if isinstance(spec, OneAtATimeSpec):
         return 1 + 2 * len(spec.parameters)
-    return spec.samples
+    return spec.total
 
 
 def _path_errors(spec: ScenarioSpec, base: Mapping[str, float]) -> list[str]:
@@ -184,10 +220,11 @@ def check_spec(spec: ScenarioSpec, base: Mapping[str, float]) -> None:
     if (
         isinstance(spec, MonteCarloSpec)
         and spec.method == "sobol"
-        and spec.samples & (spec.samples - 1)
+        and spec.until is None
+        and spec.total & (spec.total - 1)
     ):
         warnings.warn(
-            f"scenarios.samples: {spec.samples} is not a power of 2; Sobol points are balanced"
+            f"scenarios.samples: {spec.total} is not a power of 2; Sobol points are balanced"
             " only for powers of 2 (e.g. 1024, 4096)",
             UserWarning,
             stacklevel=2,
@@ -286,7 +323,8 @@ def _generate_mc(
 ) -> ScenarioInputs:
     n_params = len(spec.parameters)
     n_steps = max(horizon - 1, 0)
-    u = _uniforms(spec.method, spec.samples, n_params + n_steps * len(spec.processes), seed, ids)
+    d = n_params + n_steps * len(spec.processes)
+    u = _uniforms(spec.method, spec.total, d, seed, ids, spec.rqmc_replicates)
     if spec.correlation is not None:
         rows = [list(spec.parameters).index(p) for p in spec.correlation.parameters]
         u[rows] = _open_unit(spec.correlation.apply(u[rows].T).T)
@@ -315,10 +353,21 @@ def _open_unit(u: np.ndarray) -> np.ndarray:
     return np.clip(u, 2.0**-54, 1.0 - 2.0**-53, out=u)
 
 
-def _uniforms(method: str, samples: int, d: int, seed: int, ids: np.ndarray) -> np.ndarray:
+def _uniforms(
+    method: str,
+    samples: int,
+    d: int,
+    seed: int,
+    ids: np.ndarray,
+    replicates: int | None = None,
+) -> np.ndarray:
     """Uniform draws of the scenarios `ids`, shape (d, len(ids)), each a function of (seed, id).
 
-    Dimension-major so that each parameter's ppf runs over contiguous memory.
+    Dimension-major so that each parameter's ppf runs over contiguous memory. `replicates`
+    (sobol only) makes the draws randomised QMC: scenario i is point i // R of replicate
+    i % R, an independently scrambled Sobol sequence keyed by (seed, replicate), so that a
+    prefix of k * R ids holds the first k points of every replicate and the replicates'
+    spread measures the error honestly (edt_compute.convergence).
     """
     if d == 0 or ids.size == 0:
         return np.empty((d, ids.size))
@@ -327,36 +376,55 @@ def _uniforms(method: str, samples: int, d: int, seed: int, ids: np.ndarray) -> 
     # Sorting turns a shuffled chunk back into runs of consecutive ids, each drawn in one go.
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
-    breaks = np.flatnonzero(np.diff(sorted_ids) != 1) + 1
-    runs = list(zip(np.r_[0, breaks].tolist(), np.r_[breaks, ids.size].tolist(), strict=True))
     buf = np.empty((d, ids.size))
     if method == "mc":
         # Each scenario owns a whole number of Philox counter steps (4 uint64 each), so
         # scenario i's stream starts at counter i * width / 4 for any chunking.
         width = -(-d // 4) * 4
-        for lo, hi in runs:
+        for lo, hi in _runs(sorted_ids):
             bitgen = np.random.Philox(key=seed)
             bitgen.advance(int(sorted_ids[lo]) * width // 4)
             buf[:, lo:hi] = np.random.Generator(bitgen).random((hi - lo, width))[:, :d].T
+    elif replicates is None:
+        buf = _sobol_points(qmc.Sobol(d, scramble=True, rng=seed), sorted_ids)
     else:
-        engine = qmc.Sobol(d, scramble=True, rng=seed)
-        # Sobol values sit on a grid that includes 0; centring them in their cells keeps them
-        # off the ends.
-        half_cell = 0.5 * 2.0 ** -int(getattr(engine, "bits", 30))
-        for lo, hi in runs:
-            engine.reset()
-            if sorted_ids[lo] > 0:  # scipy's fast_forward(0) on a fresh engine fails
-                engine.fast_forward(int(sorted_ids[lo]))
-            with warnings.catch_warnings():
-                # The power-of-2 balance warning concerns the whole design, not a chunk of
-                # it; check_spec warns about that once.
-                warnings.simplefilter("ignore", UserWarning)
-                buf[:, lo:hi] = engine.random(hi - lo).T + half_cell
+        replicate = sorted_ids % replicates
+        for r in np.unique(replicate).tolist():
+            rows = np.flatnonzero(replicate == r)
+            rng = np.random.default_rng([seed, r])
+            engine = qmc.Sobol(d, scramble=True, rng=rng)
+            buf[:, rows] = _sobol_points(engine, sorted_ids[rows] // replicates)
     if np.any(order[1:] < order[:-1]):
         out = np.empty_like(buf)
         out[:, order] = buf
         buf = out
     return _open_unit(buf)
+
+
+def _runs(sorted_ids: np.ndarray) -> list[tuple[int, int]]:
+    """[lo, hi) slices of runs of consecutive values in a sorted array."""
+    breaks = np.flatnonzero(np.diff(sorted_ids) != 1) + 1
+    return list(
+        zip(np.r_[0, breaks].tolist(), np.r_[breaks, sorted_ids.size].tolist(), strict=True)
+    )
+
+
+def _sobol_points(engine: qmc.Sobol, positions: np.ndarray) -> np.ndarray:
+    """Points `positions` (sorted) of a scrambled Sobol sequence, shape (d, len(positions))."""
+    out = np.empty((engine.d, positions.size))
+    # Sobol values sit on a grid that includes 0; centring them in their cells keeps them
+    # off the ends.
+    half_cell = 0.5 * 2.0 ** -int(getattr(engine, "bits", 30))
+    for lo, hi in _runs(positions):
+        engine.reset()
+        if positions[lo] > 0:  # scipy's fast_forward(0) on a fresh engine fails
+            engine.fast_forward(int(positions[lo]))
+        with warnings.catch_warnings():
+            # The power-of-2 balance warning concerns the whole design, not a chunk of
+            # it; check_spec warns about that once.
+            warnings.simplefilter("ignore", UserWarning)
+            out[:, lo:hi] = engine.random(hi - lo).T + half_cell
+    return out
 
 
 @lru_cache(maxsize=2)

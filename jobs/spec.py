@@ -16,10 +16,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from edt_compute.convergence import StoppingRule
 from edt_compute.library import read_document, validate_model
 from edt_compute.model import EnterpriseModel
 from edt_compute.params import base_values
-from edt_compute.scenarios import ScenarioSpec, check_spec, scenario_count
+from edt_compute.scenarios import MonteCarloSpec, ScenarioSpec, check_spec, scenario_count
 from edt_compute.validation import SpecError, problems
 
 JOB_SCHEMA_VERSION = 1
@@ -77,6 +78,12 @@ class PreparedJob:
     @property
     def total(self) -> int:
         return scenario_count(self.spec.scenarios)
+
+    @property
+    def stopping_rule(self) -> StoppingRule | None:
+        """The adaptive run's stopping rule (Monte Carlo with `until`), else None."""
+        scenarios = self.spec.scenarios
+        return scenarios.stopping_rule() if isinstance(scenarios, MonteCarloSpec) else None
 
     @property
     def projects(self) -> list[str]:

@@ -6,6 +6,7 @@ Layout under the root (a contract scripts depend on)::
     jobs/<job_id>/scenarios/part-NNNNN.parquet
     jobs/<job_id>/timeseries/part-NNNNN.parquet   (optional)
     jobs/<job_id>/summary.json
+    jobs/<job_id>/convergence.json                (adaptive runs: rule history so far)
     jobs/<job_id>/manifest.json                   (written last)
 
 Every file appears whole or not at all: on local disk it is written under a hidden
@@ -229,10 +230,16 @@ class ResultStore:
                 indices.append(int(match.group(1)))
         return sorted(indices)
 
-    def read_part(self, job_id: str, chunk_index: int, kind: PartKind = "scenarios") -> pa.Table:
-        """One part as written. Raises FileNotFoundError."""
+    def read_part(
+        self,
+        job_id: str,
+        chunk_index: int,
+        kind: PartKind = "scenarios",
+        columns: list[str] | None = None,
+    ) -> pa.Table:
+        """One part as written (only `columns`, if given). Raises FileNotFoundError."""
         data = self.fs.cat_file(self.part_path(job_id, chunk_index, kind))
-        return pq.read_table(pa.BufferReader(data))
+        return pq.read_table(pa.BufferReader(data), columns=columns)
 
     def read_scenarios(self, job_id: str) -> pa.Table:
         """All scenario parts as one table sorted by scenario_id."""

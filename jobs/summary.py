@@ -52,9 +52,16 @@ def _inputs(table: pa.Table, ok: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def build_summary(table: pa.Table, job: PreparedJob) -> dict[str, Any]:
+# Scenarios whose metrics count: a time-limited MILP still has a feasible plan and its flows.
+OK_STATUSES = ("ok", "time_limit")
+
+
+def build_summary(
+    table: pa.Table, job: PreparedJob, convergence: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The risk summary of a scenario table; `convergence` is an adaptive run's record."""
     status = table.column("status").to_numpy(zero_copy_only=False).astype(str)
-    ok = np.isin(status, ["ok", "time_limit"])
+    ok = np.isin(status, OK_STATUSES)
     counts = {s: int(np.sum(status == s)) for s in ("ok", "infeasible", "time_limit", "error")}
     metrics = {
         m: table.column(m).to_numpy(zero_copy_only=False).astype(float)[ok]
@@ -72,6 +79,8 @@ def build_summary(table: pa.Table, job: PreparedJob) -> dict[str, Any]:
         summary[m] = risk.summarize(metrics[m])
     if "oat_parameter" in table.column_names:
         summary["tornado"] = _tornado(table, ok)
+    if convergence is not None:
+        summary["convergence"] = convergence
     return _clean(summary)
 
 
