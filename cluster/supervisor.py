@@ -14,6 +14,7 @@ trimmed out of the dataset, so it holds exactly the prefix that met the rule.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,15 @@ from jobs.spec import PreparedJob, prepare_job
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
 from jobs.summary import build_summary
+
+_PER_ACTOR = 2
+CHUNK_ATTEMPTS = 3
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _plain(exc: BaseException) -> str:
+    """An error for the registry: type and message, without the terminal colours Ray adds."""
+    return _ANSI.sub("", f"{type(exc).__name__}: {exc}")[:4000]
 
 
 @dataclass(frozen=True)
@@ -107,10 +117,10 @@ class JobRunner:
         return record
 
     def _pool_size(self) -> int:
-        if self.workers:
-            return self.workers
+        """Actors to start: as asked, but never more than the cluster's CPUs (each actor
+        reserves one; more would wait for a CPU forever)."""
         info = connect(self.address, self.workers)
-        return max(1, info.cpus)
+        return max(1, min(self.workers or info.cpus, info.cpus))
 
     def run(self, job_id: str) -> JobRecord:
         """Run (or resume) a job until it succeeds, fails or is cancelled."""
@@ -125,16 +135,18 @@ class JobRunner:
         self.registry.set_status(job_id, JobStatus.RUNNING)
         try:
             connect(self.address, self.workers)
-            outcome = self._dispatch(record, job, size)
+            try:
+                outcome = self._dispatch(record, job, size)
+            finally:
+                stop_pool(self.actors)
+                self.actors = []
+            if outcome == "cancelled":
+                return self.registry.set_status(job_id, JobStatus.CANCELLED)
+            self._finish(record, job, started)
         except Exception as exc:
-            self.registry.set_status(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            # Whatever fails (a chunk after its retries, the summary), the job says so.
+            self.registry.set_status(job_id, JobStatus.FAILED, error=_plain(exc))
             raise
-        finally:
-            stop_pool(self.actors)
-            self.actors = []
-        if outcome == "cancelled":
-            return self.registry.set_status(job_id, JobStatus.CANCELLED)
-        self._finish(record, job, started)
         return self.registry.set_status(job_id, JobStatus.SUCCEEDED)
 
     def _start_monitor(self, record: JobRecord, job: PreparedJob, size: int) -> None:
@@ -173,10 +185,12 @@ class JobRunner:
         failed = record.scenarios_failed
         base_done, t0 = done, time.perf_counter()
         in_flight: dict[Any, int] = {}
-        idle = list(range(n_actors))
+        # Two chunks queued per actor: the next one starts while the driver records the last.
+        idle = list(range(n_actors)) * _PER_ACTOR
         busy: dict[Any, int] = {}
         queue = list(pending)
         cancelled = False
+        attempts: dict[int, int] = {}
         last_poll = 0.0
         while queue or in_flight:
             while queue and idle and not cancelled:
@@ -195,11 +209,19 @@ class JobRunner:
                 k = in_flight.pop(ref)
                 idle.append(busy.pop(ref))
                 try:
-                    info = ray.get(ref)  # a chunk that fails after Ray's retries fails the job
-                except Exception:
+                    info = ray.get(ref)
+                except Exception as exc:
                     if self._beyond_stop(k):
                         continue  # its rows would be discarded anyway
-                    raise
+                    # Ray re-runs a chunk whose worker died; an exception (storage down, say)
+                    # gets a few more attempts here before it fails the job.
+                    attempts[k] = attempts.get(k, 0) + 1
+                    if attempts[k] > CHUNK_ATTEMPTS or cancelled:
+                        raise RuntimeError(
+                            f"chunk {k} failed {attempts[k]} times: {_plain(exc)}"
+                        ) from None
+                    queue.insert(0, k)
+                    continue
                 self.timings[info["chunk"]] = {
                     "compute_seconds": info["compute_seconds"],
                     "task_seconds": info["seconds"],

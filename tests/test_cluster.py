@@ -158,3 +158,22 @@ def test_results_on_s3_through_a_real_s3_server(tmp_path: Path, s3_bucket: str) 
     assert table.num_rows == 60
     assert ResultStore(f"s3://{s3_bucket}/edt").exists(rec.id, "manifest.json")
     assert isinstance(table, pa.Table)
+
+
+def test_a_chunk_that_keeps_failing_fails_the_job_with_a_plain_error(tmp_path: Path) -> None:
+    runner = _runner(tmp_path, "e", 1)
+    rec = runner.submit(prepare_job(_job(samples=20)), chunk_size=10)
+    # A file where the scenarios folder should be: every attempt to write a part fails.
+    (tmp_path / "e" / "jobs" / rec.id / "scenarios").write_text("not a folder")
+    with pytest.raises(RuntimeError, match="failed 4 times"):
+        runner.run(rec.id)
+    final = runner.registry.get(rec.id)
+    assert final.status == JobStatus.FAILED
+    assert final.error is not None and "\x1b" not in final.error and "chunk" in final.error
+
+
+def test_more_workers_than_cpus_does_not_wait_forever(tmp_path: Path) -> None:
+    runner = _runner(tmp_path, "w", 8)  # the shared Ray instance has 2 CPUs
+    rec = runner.submit(prepare_job(_job(samples=30)), chunk_size=10)
+    assert runner.run(rec.id).status == JobStatus.SUCCEEDED
+    assert runner.store.read_json(rec.id, "manifest.json")["workers"] == 2
