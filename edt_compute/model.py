@@ -231,8 +231,14 @@ class EnterpriseModel(_Strict):
         for p in self.projects:
             if p.unit not in unit_names:
                 errors.append(f"projects.{p.name}.unit: unknown unit '{p.unit}'")
-            if p.earliest_period >= self.finance.horizon:
-                errors.append(f"projects.{p.name}.earliest_period: beyond finance.horizon")
+            horizon = self.finance.horizon
+            if p.earliest_period >= horizon:
+                errors.append(f"projects.{p.name}.earliest_period: beyond finance.horizon ({horizon})")
+            if p.latest_period is not None and p.latest_period < p.earliest_period:
+                errors.append(f"projects.{p.name}.latest_period: before earliest_period ({p.earliest_period})")
+            if p.latest_period is not None and p.latest_period >= horizon:
+                errors.append(f"projects.{p.name}.latest_period: beyond finance.horizon ({horizon})")
+
         bought = {m.resource for m in self.markets if m.side == "buy"}
         sold = {m.resource for m in self.markets if m.side == "sell"}
         produced = {r for u in self.units for r in u.outputs}

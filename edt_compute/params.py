@@ -109,4 +109,28 @@ def scenario_problems(
             for i in np.flatnonzero(mask):
                 if out[i] is None:
                     out[i] = f"{path}: value {float(arr[i])} {what}"
+    _cross_field(model, scalars, n, out)
     return out
+
+
+def _cross_field(model: EnterpriseModel, scalars: Mapping[str, np.ndarray], n: int, out: list[str | None]) -> None:
+    """Checks between two values (a stock above its tank, a minimum above its maximum)."""
+
+    def values(path: str, base: float) -> np.ndarray:
+        return np.broadcast_to(np.asarray(scalars.get(path, base), dtype=float), (n,))
+
+    pairs = [
+        (f"storages.{st.name}.initial", st.initial, f"storages.{st.name}.capacity", st.capacity)
+        for st in model.storages
+    ] + [
+        (f"markets.{m.name}.min_volume", m.min_volume, f"markets.{m.name}.max_volume", m.max_volume)
+        for m in model.markets
+        if m.max_volume is not None
+    ]
+    for low_path, low, high_path, high in pairs:
+        if low_path not in scalars and high_path not in scalars:
+            continue
+        lo, hi = values(low_path, low), values(high_path, float(high))
+        for i in np.flatnonzero(lo > hi):
+            if out[i] is None:
+                out[i] = f"{low_path}: value {float(lo[i])} exceeds {high_path} = {float(hi[i])}"

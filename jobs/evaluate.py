@@ -105,8 +105,10 @@ class ChunkEvaluator:
             if len(idx) == 1:
                 out.status[idx[0]], out.error[idx[0]] = "error", f"{type(exc).__name__}: {exc}"
                 return
-            for i in idx:
-                self._run_group(inputs, np.array([i]), out, flows)
+            # Halve until the culprits are alone: a few bad scenarios cost log2(n) reruns.
+            half = len(idx) // 2
+            self._run_group(inputs, idx[:half], out, flows)
+            self._run_group(inputs, idx[half:], out, flows)
 
     def _builds(self, cm: CompiledModel) -> np.ndarray:
         builds = np.full((cm.S, len(cm.projects)), -1, dtype=np.int64)
@@ -140,7 +142,11 @@ class ChunkEvaluator:
             out.column("mip_gap")[i] = res.mip_gap
             out.column("solve_seconds")[i] = res.solve_seconds
             if res.plan is None:
-                out.status[i], out.error[i] = res.status.value, res.message or res.status.value
+                # The table's statuses are ok | infeasible | time_limit | error: an unbounded
+                # plan (e.g. buy cheap, sell dear without limits) is a model error.
+                status = res.status.value if res.status.value == "infeasible" else "error"
+                out.status[i] = status
+                out.error[i] = f"{res.status.value}: {res.message}" if res.message else res.status.value
                 continue
             for p, name in enumerate(cm.projects):
                 out.column(f"build_{name}", np.int64, -1)[i] = res.builds[p]
@@ -173,7 +179,12 @@ class ChunkEvaluator:
         # size (a one-row view is both C- and F-ordered and would take another summation path).
         cash = np.ascontiguousarray(with_p.fcf - without.fcf if self.selected else with_p.fcf)
         ppy = cm.periods_per_year
-        for name, values in finance.metrics(cash, cm.discount_rate, ppy).items():
+        metrics = finance.metrics(cash, cm.discount_rate, ppy)
+        # No incremental flow at all (the project is not built): nothing to pay back.
+        nothing = ~np.any(cash != 0, axis=1)
+        for name in ("payback_years", "discounted_payback_years"):
+            metrics[name][nothing] = np.nan
+        for name, values in metrics.items():
             out.column(name)[idx] = values
         rate = finance.period_rate(cm.discount_rate, ppy)
         out.column("enterprise_npv")[idx] = finance.npv(rate, np.ascontiguousarray(with_p.fcf))

@@ -149,16 +149,44 @@ def prepare_job(
     for p in spec.projects or []:
         if p not in names:
             errors.append(f"projects: unknown project '{p}' (model has {sorted(names)})")
+    selected = set(spec.projects) if spec.projects is not None else set(names)
+    if spec.build_periods and spec.mode == "optimize":
+        errors.append("build_periods: optimize mode chooses the build periods; remove them")
     for p, period in spec.build_periods.items():
         if p not in names:
             errors.append(f"build_periods.{p}: unknown project")
-        elif not 0 <= period < model.finance.horizon:
+            continue
+        if p not in selected:
+            errors.append(f"build_periods.{p}: project not among the job's projects")
+        proj = names[p]
+        latest = proj.latest_period if proj.latest_period is not None else model.finance.horizon - 1
+        if not proj.earliest_period <= period <= latest:
             errors.append(
-                f"build_periods.{p}: period {period} outside 0..{model.finance.horizon - 1}"
+                f"build_periods.{p}: period {period} outside the project's window"
+                f" {proj.earliest_period}..{latest}"
             )
+    errors += _zero_base_multipliers(spec, model)
     if errors:
         raise SpecError(source, errors)
     return PreparedJob(spec=spec, model=model)
+
+
+def _zero_base_multipliers(spec: JobSpec, model: EnterpriseModel) -> list[str]:
+    """A multiplier of a base value 0 is always 0: almost certainly not what was meant."""
+    from edt_compute.scenarios import GridSpec, MonteCarloSpec, OneAtATimeSpec
+
+    base = base_values(model)
+    sc = spec.scenarios
+    paths: list[str] = []
+    if isinstance(sc, GridSpec | OneAtATimeSpec) and sc.mode == "multiplier":
+        paths = list(sc.parameters)
+    elif isinstance(sc, MonteCarloSpec):
+        paths = [p for p, d in sc.parameters.items() if d.mode == "multiplier"]
+    return [
+        f"scenarios.parameters.{p}: mode multiplier, but the base value is 0; give absolute values"
+        for p in paths
+        if base.get(p) == 0.0
+    ]
 
 
 def load_job(path: str | Path) -> PreparedJob:

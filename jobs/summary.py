@@ -63,6 +63,8 @@ def build_summary(
     status = table.column("status").to_numpy(zero_copy_only=False).astype(str)
     ok = np.isin(status, OK_STATUSES)
     counts = {s: int(np.sum(status == s)) for s in ("ok", "infeasible", "time_limit", "error")}
+    for other in sorted(set(status) - set(counts)):  # never hide a status
+        counts[str(other)] = int(np.sum(status == other))
     metrics = {
         m: table.column(m).to_numpy(zero_copy_only=False).astype(float)[ok]
         for m in (*METRICS, "enterprise_npv")
@@ -77,6 +79,17 @@ def build_summary(
     }
     for m in ("irr", "mirr", "pi", "payback_years", "discounted_payback_years", "enterprise_npv"):
         summary[m] = risk.summarize(metrics[m])
+    # Quantiles of IRR and paybacks are over the scenarios that have one; say how many do not
+    # (no sign change, never paid back within the horizon, or nothing built).
+    for m in ("irr", "mirr", "payback_years", "discounted_payback_years"):
+        summary[m]["share_undefined"] = float(np.mean(~np.isfinite(metrics[m]))) if ok.any() else None
+    summary["currency"] = job.model.finance.currency
+    if job.spec.mode == "optimize" and job.projects:
+        built = np.zeros(int(ok.sum()), dtype=bool)
+        for p in job.projects:
+            if f"build_{p}" in table.column_names:
+                built |= table.column(f"build_{p}").to_numpy(zero_copy_only=False)[ok] >= 0
+        summary["share_built"] = float(built.mean()) if ok.any() else None
     if "oat_parameter" in table.column_names:
         summary["tornado"] = _tornado(table, ok)
     if convergence is not None:

@@ -203,3 +203,37 @@ def test_optimize_mode_reports_solver_fields_and_records_infeasible_scenarios() 
     assert base["build_methanol_debottleneck"] >= 0 and base["npv"] > 0
     assert dear["build_methanol_debottleneck"] == -1 and dear["npv"] == 0.0
     assert rows[2]["error"]
+
+
+def test_build_periods_outside_the_window_or_in_optimize_mode_are_refused() -> None:
+    with pytest.raises(SpecError, match=r"build_periods\.methanol_debottleneck: period 30 outside"):
+        prepare_job(_job(build_periods={"methanol_debottleneck": 30}))
+    with pytest.raises(SpecError, match="optimize mode chooses"):
+        prepare_job(_job(mode="optimize", build_periods={"methanol_debottleneck": 2}))
+
+
+def test_a_multiplier_of_a_zero_base_value_is_refused() -> None:
+    data = _job(
+        scenarios={
+            "kind": "grid",
+            "mode": "multiplier",
+            "parameters": {"markets.methanol_sales.escalation": [0.5, 2.0]},
+        }
+    )
+    with pytest.raises(SpecError, match="base value is 0"):
+        prepare_job(data)
+
+
+def test_a_sampled_stock_above_its_tank_fails_only_its_scenario() -> None:
+    data = _job(
+        scenarios={
+            "kind": "grid",
+            "parameters": {"storages.methanol_tanks.capacity": [40.0, 5.0, 30.0]},
+        }
+    )
+    rows = evaluate_chunk(prepare_job(data), np.arange(3)).scenarios.to_pylist()
+    assert [r["status"] for r in rows] == ["ok", "error", "ok"]
+    assert (
+        rows[1]["error"]
+        == "storages.methanol_tanks.initial: value 10.0 exceeds storages.methanol_tanks.capacity = 5.0"
+    )

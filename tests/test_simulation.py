@@ -273,3 +273,38 @@ def test_scenarios_are_independent_of_batch_composition() -> None:
     full = simulate(compile_model(model, 6, scalars={"markets.methanol_sales.price": prices}))
     one = simulate(compile_model(model, 1, scalars={"markets.methanol_sales.price": prices[3:4]}))
     assert np.array_equal(full.fcf[3], one.fcf[0])
+
+
+def test_a_unit_cut_for_one_output_does_not_overfeed_consumers_of_another() -> None:
+    """Joint products: A makes X and Y; X sells at most 5, so A runs at 5 and B gets 5 Y."""
+    model = EnterpriseModel.model_validate(
+        {
+            "name": "joint",
+            "resources": [{"name": n} for n in ("feed", "x", "y", "z")],
+            "units": [
+                {
+                    "name": "a",
+                    "inputs": {"feed": 1.0},
+                    "outputs": {"x": 1.0, "y": 1.0},
+                    "capacity": 10.0,
+                },
+                {"name": "b", "inputs": {"y": 1.0}, "outputs": {"z": 1.0}, "capacity": 10.0},
+            ],
+            "markets": [
+                {"name": "feed_buy", "resource": "feed", "side": "buy", "price": 1.0},
+                {
+                    "name": "x_sell",
+                    "resource": "x",
+                    "side": "sell",
+                    "price": 1.0,
+                    "max_volume": 5.0,
+                },
+                {"name": "z_sell", "resource": "z", "side": "sell", "price": 3.0},
+            ],
+            "finance": {"horizon": 2, "period": "year", "discount_rate": 0.1},
+        }
+    )
+    cm = compile_model(model, 1)
+    res = simulate(cm)
+    assert np.allclose(res.activity[0, :, 0], [5.0, 5.0])
+    assert np.abs(balance_residual(cm, res)).max() < 1e-12
