@@ -75,7 +75,8 @@ def _fmt(x: Any, pct: bool = False) -> str:
 
 def _print_summary(job_id: str, summary: dict[str, Any], store: Any) -> None:
     npv, irr = summary["npv"], summary["irr"]
-    t = Table(title=f"{summary['job']} ({job_id})", show_header=True)
+    cur = summary.get("currency", "")
+    t = Table(title=f"{summary['job']} ({job_id}), money in {cur}", show_header=True)
     t.add_column("figure")
     t.add_column("value", justify="right")
     rows = [
@@ -99,9 +100,17 @@ def _print_summary(job_id: str, summary: dict[str, Any], store: Any) -> None:
         rows.append(("stopped", f"{conv['n']:,} of max {conv['max_samples']:,} ({how})"))
         final = [r for r in conv["history"] if r["n"] == conv["n"]]
         rows += [("target", _interval_text(r)) for r in final]
+    if summary.get("share_built") is not None:
+        rows.append(("projects built", _fmt(summary["share_built"], pct=True)))
     for k, v in rows:
         t.add_row(k, v)
     console.print(t)
+    if summary.get("tornado"):
+        # One-at-a-time sets: the swings are the answer, not the distribution of 2k+1 points.
+        tt = Table("parameter", "NPV at low", "NPV at high", "swing", title="tornado (NPV)")
+        for row in summary["tornado"]:
+            tt.add_row(row["parameter"], _fmt(row["low"]), _fmt(row["high"]), _fmt(row["swing"]))
+        console.print(tt)
     console.print(f"results: {store.url_of(job_id, 'scenarios')}", highlight=False, soft_wrap=True)
 
 
@@ -251,15 +260,28 @@ def validate(job_file: Path) -> None:
 
 
 @app.command()
-def models() -> None:
-    """List the bundled models."""
+def models(
+    name: Annotated[str | None, typer.Argument(help="a model: list its parameter paths")] = None,
+) -> None:
+    """List the bundled models, or the parameter paths (and base values) of one model."""
     from edt_compute.library import list_models, load_model
+    from edt_compute.params import base_values
 
-    for name in list_models():
-        m = load_model(name)
-        console.print(
-            f"{name}: {m.description} [{m.finance.horizon} x {m.finance.period}]", highlight=False
-        )
+    if name is None:
+        for n in list_models():
+            m = load_model(n)
+            console.print(
+                f"{n}: {m.description} [{m.finance.horizon} x {m.finance.period}]", highlight=False
+            )
+        return
+    try:
+        model = load_model(name)
+    except (FileNotFoundError, SpecError) as exc:
+        _fail(str(exc), 2)
+    t = Table("parameter path", "base value", title=f"{model.name}: paths for scenarios")
+    for path, value in base_values(model).items():
+        t.add_row(path, f"{value:g}")
+    console.print(t)
 
 
 @app.command()
@@ -326,7 +348,14 @@ def results(
     from jobs.storage import ResultStore
 
     s = _settings(storage, None, None)
-    table = ResultStore(s.storage_url()).read_scenarios(job_id)
+    store = ResultStore(s.storage_url())
+    try:
+        parts = store.list_parts(job_id)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    if not parts:
+        _fail(f"no results for job {job_id} under {s.storage_url()}")
+    table = store.read_scenarios(job_id)
     if output is None:
         table.to_pandas().to_csv(sys.stdout, index=False)
     elif output.suffix == ".parquet":

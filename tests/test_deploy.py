@@ -104,6 +104,16 @@ def test_edt_run_on_a_running_cluster_by_address(tmp_path: Path, ray_head: str) 
     (job_dir,) = (tmp_path / "res" / "jobs").iterdir()
     manifest = json.loads((job_dir / "manifest.json").read_text())
     assert sum(c["rows"] for c in manifest["chunks"]) == 4
+    # The chunks ran on that cluster's node, not on a private embedded instance.
+    probe = "import ray; ray.init(address='%s'); print(ray.get_runtime_context().get_node_id())"
+    head_node = subprocess.run(
+        [sys.executable, "-c", probe % ray_head],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.split()[-1]
+    assert {c["node"] for c in manifest["chunks"]} == {head_node}
 
 
 @pytest.mark.postgres
