@@ -17,7 +17,6 @@ class Settings(BaseSettings):
     storage: str = ""  # fsspec URL of the results root; default: ./edt-data/results
     registry: str = ""  # SQLAlchemy URL; default: sqlite:///./edt-data/registry.db
     address: str = ""  # Ray cluster address; default: embedded Ray (or RAY_ADDRESS)
-    api: str = "http://127.0.0.1:8000"
 
     def storage_url(self) -> str:
         return self.storage or str(_default_home() / "results")
