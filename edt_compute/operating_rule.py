@@ -65,16 +65,19 @@ class _Rule:
     check_outlet: np.ndarray  # (R,) bool: outlet of r can bind
     buy: list[int]
     sell: list[int]
+    feeds: list[bool]  # per unit: some output of it is another unit's input
 
 
 def _prepare(cm: CompiledModel, buymax: np.ndarray, sellmax: np.ndarray) -> _Rule:
     produced = np.any(cm.outputs != 0, axis=(0, 1))
+    consumed = np.any(cm.inputs != 0, axis=(0, 1))
     has_storage = np.any(cm.storage_capacity > 0, axis=0)
     return _Rule(
         ins=_flows(cm.inputs),
         outs=_flows(cm.outputs),
         check_supply=produced | has_storage | ~np.all(np.isinf(buymax), axis=1),
         check_outlet=~np.all(np.isinf(sellmax), axis=1),
+        feeds=[bool(np.any(consumed[[r for r, _ in outs]])) for outs in _flows(cm.outputs)],
         buy=[m for m in range(len(cm.markets)) if not cm.market_sells[m]],
         sell=[m for m in range(len(cm.markets)) if cm.market_sells[m]],
     )
@@ -150,7 +153,11 @@ def _backward(
     cons: np.ndarray,
     outlet: np.ndarray,
 ) -> bool:
-    """Cut activities whose outputs have no outlet; True if any activity was cut."""
+    """Cut activities whose outputs have no outlet.
+
+    True if a unit that feeds other units was cut: their supply fell, so the forward pass must
+    run again. Cutting a unit whose outputs nobody consumes starves no one.
+    """
     cut_any = False
     for j in range(a.shape[0] - 1, -1, -1):
         for r, coef in rule.outs[j]:
@@ -167,7 +174,7 @@ def _backward(
                 cut[low] = 0.0
             a[j] = cut
             delta = before - cut
-            cut_any = True
+            cut_any = cut_any or rule.feeds[j]
             for rr, cc in rule.outs[j]:
                 prod[rr] -= cc * delta
             for rr, cc in rule.ins[j]:
