@@ -231,9 +231,13 @@ def resume(
         f"job {job_id}: {upto}{missing} of {record.total_chunks} chunks to compute",
         highlight=False,
     )
+    from jobs.registry import JobBusy
+
     runner = JobRunner(reg, store, address=s.address or None, workers=workers)
     try:
         final = _run(runner, job_id, record.total_scenarios)
+    except JobBusy as exc:
+        _fail(str(exc))  # its live supervisor goes on; nothing was changed
     except Exception as exc:
         _fail(f"job {job_id} failed: {exc}")
     if final.status.value != "succeeded":

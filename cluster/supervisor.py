@@ -14,8 +14,11 @@ trimmed out of the dataset, so it holds exactly the prefix that met the rule.
 from __future__ import annotations
 
 import math
+import os
 import re
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +30,7 @@ from cluster.pool import start_pool, stop_pool
 from cluster.runtime import connect
 from edt_compute import __version__
 from jobs.adaptive import PrefixMonitor, trim_to_prefix
-from jobs.registry import JobRecord, Registry
+from jobs.registry import JobBusy, JobRecord, Registry
 from jobs.spec import PreparedJob, prepare_job
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
@@ -36,6 +39,30 @@ from jobs.summary import build_summary
 _PER_ACTOR = 2
 CHUNK_ATTEMPTS = 3
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+HEARTBEAT_SECONDS = 5.0
+STALE_SECONDS = 60.0
+
+
+def runner_alive(record: JobRecord, now: datetime | None = None) -> str | None:
+    """The job's runner if it looks alive: a recent heartbeat, and, when it ran on this host,
+    a process that still exists (a killed driver is then known dead at once)."""
+    if not record.runner or record.heartbeat_at is None:
+        return None
+    age = ((now or datetime.now(UTC)) - record.heartbeat_at).total_seconds()
+    if age > STALE_SECONDS:
+        return None
+    host, _, rest = record.runner.partition(":")
+    pid = rest.partition(":")[0]
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # exists, owned by someone else
+    return f"{record.runner} (heartbeat {age:.0f} s ago)"
 
 
 def _plain(exc: BaseException) -> str:
@@ -91,6 +118,7 @@ class JobRunner:
         self.actor_pids: list[int] = []
         self.dispatched: list[int] = []
         self.timings: dict[int, dict[str, float]] = {}
+        self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.wall_seconds = 0.0
         self.pool_size = 0
         self.monitor: PrefixMonitor | None = None
@@ -129,9 +157,13 @@ class JobRunner:
             raise ValueError(
                 f"job {job_id} is already {record.status.value}; a finished job is never rerun"
             )
+        busy = runner_alive(record)
+        if busy:
+            raise JobBusy(f"job {job_id} is being run by {busy}; cancel it or wait for it")
         job = prepare_job(dict(record.spec))
         size = int(record.spec["chunk_size"])
         started = datetime.now(UTC)
+        self.registry.take_over(job_id, self.runner_id, record.runner)
         self.registry.set_status(job_id, JobStatus.RUNNING)
         try:
             connect(self.address, self.workers)
@@ -191,7 +223,7 @@ class JobRunner:
         queue = list(pending)
         cancelled = False
         attempts: dict[int, int] = {}
-        last_poll = 0.0
+        last_poll = last_beat = time.monotonic()
         while queue or in_flight:
             while queue and idle and not cancelled:
                 k = queue.pop(0)
@@ -239,6 +271,10 @@ class JobRunner:
                 self._report(done, failed, job.total, base_done, t0)
             if time.monotonic() - last_poll > 0.5:
                 last_poll = time.monotonic()
+                if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
+                    last_beat = time.monotonic()
+                    if not self.registry.heartbeat(record.id, self.runner_id):
+                        raise JobBusy(f"job {record.id} was taken over by another supervisor")
                 if self.registry.get(record.id).cancel_requested:
                     cancelled = True
                     queue.clear()

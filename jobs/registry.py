@@ -48,6 +48,10 @@ class JobExists(RegistryError):  # noqa: N818
     """A job with this id already exists."""
 
 
+class JobBusy(RegistryError):  # noqa: N818
+    """Another supervisor runs the job."""
+
+
 class InvalidTransition(RegistryError):  # noqa: N818
     """The job is in a terminal state and can no longer change."""
 
@@ -100,6 +104,10 @@ jobs_table = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("started_at", UTCDateTime, nullable=True),
     sa.Column("finished_at", UTCDateTime, nullable=True),
+    # Who runs the job now (host:pid:token) and when it last said so: a second supervisor
+    # must not run a job whose first one is alive.
+    sa.Column("runner", sa.String(255), nullable=True),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=True),
     sa.Index("ix_edt_jobs_claim", "status", "priority", "seq"),
     sa.Index("ix_edt_jobs_tenant", "tenant", "status"),
 )
@@ -141,6 +149,8 @@ class JobRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    runner: str | None
+    heartbeat_at: datetime | None
 
     @classmethod
     def from_row(cls, row: sa.Row[Any]) -> JobRecord:
@@ -358,6 +368,39 @@ class Registry:
             ).rowcount
         if not updated:
             raise JobNotFound(job_id)
+
+    def take_over(self, job_id: str, runner: str, expected_runner: str | None) -> JobRecord:
+        """Become the job's runner if its runner is still `expected_runner` (compare-and-set).
+
+        Raises JobBusy when another supervisor changed it first, InvalidTransition when the job
+        is finished.
+        """
+        c = jobs_table.c
+        same = c.runner.is_(None) if expected_runner is None else c.runner == expected_runner
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                jobs_table.update()
+                .where(c.id == job_id, same, c.status.not_in(_TERMINAL))
+                .values(runner=runner, heartbeat_at=_now())
+            ).rowcount
+            record = self._fetch(conn, job_id)
+        if updated:
+            return record
+        if record.status.is_terminal():
+            raise InvalidTransition(f"job {job_id} is {record.status.value}")
+        raise JobBusy(f"job {job_id} was taken over by {record.runner}")
+
+    def heartbeat(self, job_id: str, runner: str) -> bool:
+        """Say the runner is alive; False if another runner has taken the job over."""
+        c = jobs_table.c
+        with self._engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    jobs_table.update()
+                    .where(c.id == job_id, c.runner == runner)
+                    .values(heartbeat_at=_now())
+                ).rowcount
+            )
 
     def claim_next_queued(self) -> JobRecord | None:
         """Atomically move the highest-priority, oldest queued job to running and return it.

@@ -322,3 +322,16 @@ def test_concurrent_sqlite_writers_wait_instead_of_failing(tmp_path: Path) -> No
 def test_times_are_utc_whatever_the_local_zone(registry: Registry) -> None:
     job = registry.get(_job(registry))
     assert job.created_at.tzinfo == UTC
+
+
+def test_take_over_is_a_compare_and_set_on_the_runner(registry: Registry) -> None:
+    from jobs.registry import JobBusy
+
+    job_id = _job(registry)
+    first = registry.take_over(job_id, "host:1:a", None)
+    assert first.runner == "host:1:a" and first.heartbeat_at is not None
+    with pytest.raises(JobBusy):
+        registry.take_over(job_id, "host:2:b", None)  # it is no longer unowned
+    assert registry.take_over(job_id, "host:2:b", "host:1:a").runner == "host:2:b"
+    assert not registry.heartbeat(job_id, "host:1:a")  # the old runner learns it lost the job
+    assert registry.heartbeat(job_id, "host:2:b")

@@ -1,0 +1,50 @@
+"""Supervisor policy that needs no Ray: one live supervisor per job."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cluster.supervisor import JobRunner, runner_alive
+from jobs.registry import JobBusy, Registry
+from jobs.storage import ResultStore
+
+
+def _registry(tmp_path: Path) -> tuple[Registry, str]:
+    reg = Registry(f"sqlite:///{tmp_path / 'r.db'}")
+    rec = reg.create_job(None, "j", {"chunk_size": 1, "name": "j"}, "h", 1, 1)
+    return reg, rec.id
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_job_with_a_live_runner_elsewhere_is_refused(tmp_path: Path) -> None:
+    reg, job_id = _registry(tmp_path)
+    reg.take_over(job_id, "other-host:4242:abcd", None)
+    with pytest.raises(JobBusy, match="other-host:4242"):
+        JobRunner(reg, ResultStore(str(tmp_path / "res"))).run(job_id)
+
+
+def test_a_runner_is_dead_when_its_local_process_is_gone_or_its_heartbeat_is_stale(
+    tmp_path: Path,
+) -> None:
+    reg, job_id = _registry(tmp_path)
+    me = socket.gethostname()
+    record = reg.take_over(job_id, f"{me}:{os.getpid()}:x", None)
+    assert runner_alive(record) is not None  # this very process
+    record = reg.take_over(job_id, f"{me}:{_dead_pid()}:y", record.runner)
+    assert runner_alive(record) is None  # killed driver on this host: known dead at once
+    record = reg.take_over(job_id, "far-away:1:z", record.runner)
+    assert runner_alive(record) is not None
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert runner_alive(record, now=later) is None  # no heartbeat for minutes
