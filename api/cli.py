@@ -310,6 +310,8 @@ def status(job_id: str, registry: RegistryOpt = None) -> None:
                 "error": r.error,
                 "created_at": r.created_at.isoformat(),
                 "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "runner": r.runner,
+                "heartbeat_at": r.heartbeat_at.isoformat() if r.heartbeat_at else None,
             }
         )
     )

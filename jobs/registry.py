@@ -213,11 +213,29 @@ def _create_tables(engine: Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             metadata.create_all(engine)
+            _add_new_columns(engine)
             return
         except sa.exc.DBAPIError:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Add nullable columns that newer versions introduced to an existing registry.
+
+    Enough while every change is an added nullable column; a real migration tool (Alembic)
+    takes over at the first change that is not.
+    """
+    for table in metadata.sorted_tables:
+        existing = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in existing and column.nullable:
+                kind = column.type.compile(dialect=engine.dialect)
+                with engine.begin() as conn:
+                    conn.execute(
+                        sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                    )
 
 
 class Registry:

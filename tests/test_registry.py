@@ -335,3 +335,21 @@ def test_take_over_is_a_compare_and_set_on_the_runner(registry: Registry) -> Non
     assert registry.take_over(job_id, "host:2:b", "host:1:a").runner == "host:2:b"
     assert not registry.heartbeat(job_id, "host:1:a")  # the old runner learns it lost the job
     assert registry.heartbeat(job_id, "host:2:b")
+
+
+def test_a_registry_made_before_the_runner_columns_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from jobs.registry import jobs_table
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = sa.MetaData()
+    sa.Table(
+        "edt_jobs",
+        old,
+        *[c._copy() for c in jobs_table.columns if c.name not in {"runner", "heartbeat_at"}],
+    )
+    old.create_all(sa.create_engine(url))
+    reg = Registry(url)
+    job_id = _job(reg)
+    assert reg.take_over(job_id, "h:1:a", None).runner == "h:1:a"
