@@ -17,6 +17,7 @@ import math
 import os
 import re
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -46,13 +47,12 @@ STALE_SECONDS = 60.0
 
 
 def runner_alive(record: JobRecord, now: datetime | None = None) -> str | None:
-    """The job's runner if it looks alive: a recent heartbeat, and, when it ran on this host,
-    a process that still exists (a killed driver is then known dead at once)."""
+    """The job's runner if it looks alive. On this host the process table decides (a killed
+    driver is known dead at once, a busy one alive); elsewhere a heartbeat younger than
+    STALE_SECONDS."""
     if not record.runner or record.heartbeat_at is None:
         return None
     age = ((now or datetime.now(UTC)) - record.heartbeat_at).total_seconds()
-    if age > STALE_SECONDS:
-        return None
     host, _, rest = record.runner.partition(":")
     pid = rest.partition(":")[0]
     if host == socket.gethostname() and pid.isdigit():
@@ -62,7 +62,40 @@ def runner_alive(record: JobRecord, now: datetime | None = None) -> str | None:
             return None
         except PermissionError:
             pass  # exists, owned by someone else
+        return f"{record.runner} (process alive on this host)"
+    if age > STALE_SECONDS:
+        return None
     return f"{record.runner} (heartbeat {age:.0f} s ago)"
+
+
+class _Heartbeat:
+    """Says in the registry, from a thread, that this supervisor is alive, also while it is
+    blocked (waiting for CPUs, reading parts, writing the summary); `check` raises JobBusy once
+    another supervisor has taken the job over."""
+
+    def __init__(self, registry: Registry, job_id: str, runner: str) -> None:
+        self.registry, self.job_id, self.runner = registry, job_id, runner
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                if not self.registry.heartbeat(self.job_id, self.runner):
+                    self.lost = True
+                    return
+            except Exception:  # a registry hiccup: try again at the next beat
+                continue
+
+    def check(self) -> None:
+        if self.lost or self.registry.get(self.job_id).runner != self.runner:
+            self.lost = True
+            raise JobBusy(f"job {self.job_id} was taken over by another supervisor")
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def _plain(exc: BaseException) -> str:
@@ -165,20 +198,27 @@ class JobRunner:
         started = datetime.now(UTC)
         self.registry.take_over(job_id, self.runner_id, record.runner)
         self.registry.set_status(job_id, JobStatus.RUNNING)
+        beat = _Heartbeat(self.registry, job_id, self.runner_id)
         try:
             connect(self.address, self.workers)
             try:
-                outcome = self._dispatch(record, job, size)
+                outcome = self._dispatch(record, job, size, beat)
             finally:
                 stop_pool(self.actors)
                 self.actors = []
             if outcome == "cancelled":
+                beat.check()
                 return self.registry.set_status(job_id, JobStatus.CANCELLED)
             self._finish(record, job, started)
+            beat.check()
+        except JobBusy:
+            raise  # the job belongs to another supervisor now: its status is not ours to set
         except Exception as exc:
             # Whatever fails (a chunk after its retries, the summary), the job says so.
             self.registry.set_status(job_id, JobStatus.FAILED, error=_plain(exc))
             raise
+        finally:
+            beat.stop()
         return self.registry.set_status(job_id, JobStatus.SUCCEEDED)
 
     def _start_monitor(self, record: JobRecord, job: PreparedJob, size: int) -> None:
@@ -203,7 +243,7 @@ class JobRunner:
             self.store.write_json(job_id, "convergence.json", self.monitor.report())
         return stopped
 
-    def _dispatch(self, record: JobRecord, job: PreparedJob, size: int) -> str:
+    def _dispatch(self, record: JobRecord, job: PreparedJob, size: int, beat: _Heartbeat) -> str:
         committed = self.registry.committed_chunks(record.id)
         self._start_monitor(record, job, size)
         stopped = self.monitor is not None and self.monitor.stopped
@@ -223,7 +263,7 @@ class JobRunner:
         queue = list(pending)
         cancelled = False
         attempts: dict[int, int] = {}
-        last_poll = last_beat = time.monotonic()
+        last_poll = time.monotonic()
         while queue or in_flight:
             while queue and idle and not cancelled:
                 k = queue.pop(0)
@@ -248,7 +288,9 @@ class JobRunner:
                     # Ray re-runs a chunk whose worker died; an exception (storage down, say)
                     # gets a few more attempts here before it fails the job.
                     attempts[k] = attempts.get(k, 0) + 1
-                    if attempts[k] > CHUNK_ATTEMPTS or cancelled:
+                    if cancelled:
+                        continue  # not needed any more: the job stops with what is committed
+                    if attempts[k] > CHUNK_ATTEMPTS:
                         raise RuntimeError(
                             f"chunk {k} failed {attempts[k]} times: {_plain(exc)}"
                         ) from None
@@ -271,10 +313,7 @@ class JobRunner:
                 self._report(done, failed, job.total, base_done, t0)
             if time.monotonic() - last_poll > 0.5:
                 last_poll = time.monotonic()
-                if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
-                    last_beat = time.monotonic()
-                    if not self.registry.heartbeat(record.id, self.runner_id):
-                        raise JobBusy(f"job {record.id} was taken over by another supervisor")
+                beat.check()
                 if self.registry.get(record.id).cancel_requested:
                     cancelled = True
                     queue.clear()
@@ -340,7 +379,7 @@ class JobRunner:
                 }
                 for c in chunks
             ],
-            "recomputed_chunks_this_run": len(self.dispatched),
+            "recomputed_chunks_this_run": len(set(self.dispatched)),
             "workers": self.pool_size,
             "dispatch_wall_seconds": self.wall_seconds,
             "created_at": record.created_at.isoformat(),

@@ -31,7 +31,6 @@ import numpy as np
 from edt_compute.compiled import CompiledModel
 
 _TOL = 1e-12
-_MAX_PASSES = 500
 Coef = float | np.ndarray
 
 
@@ -106,11 +105,14 @@ def operate(cm: CompiledModel, capacity: np.ndarray) -> PhysicalPlan:
         outlet = sellmax + st_cap - stock
         # Activities only decrease, so the passes settle; a cut of a unit with several outputs
         # can starve a consumer of another output, which the next forward pass corrects.
-        for _ in range(_MAX_PASSES):
+        # Cuts can shrink geometrically towards zero (two joint products consumed in another
+        # ratio): after 2U + 2 passes a feeding unit that still needs a cut is shut down, which
+        # is always feasible and final, so at most U further passes follow.
+        for n_pass in range(3 * U + 4):
             prod, cons = _forward(a, rule, floor, reachable)
-            if not _backward(a, rule, floor, prod, cons, outlet):
+            if not _backward(a, rule, floor, prod, cons, outlet, n_pass >= 2 * U + 2):
                 break
-        else:  # pragma: no cover - geometric convergence below the tolerance takes far fewer
+        else:  # pragma: no cover - each pass after the escalation shuts a unit down for good
             raise RuntimeError("operating rule did not settle")
         stock = _clear(cm, rule, prod - cons, stock, max_volume, volume[t], st_cap)
         closing[t] = stock
@@ -152,6 +154,7 @@ def _backward(
     prod: np.ndarray,
     cons: np.ndarray,
     outlet: np.ndarray,
+    shut_feeders: bool = False,
 ) -> bool:
     """Cut activities whose outputs have no outlet.
 
@@ -169,7 +172,11 @@ def _backward(
                 continue
             before = a[j].copy()
             cut = np.where(over, np.maximum(before - excess / coef, 0.0), before)
-            low = over & (cut < floor[j])
+            low = (
+                over & ((cut < floor[j]) | shut_feeders)
+                if rule.feeds[j]
+                else over & (cut < floor[j])
+            )
             if low.any():
                 cut[low] = 0.0
             a[j] = cut

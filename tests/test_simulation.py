@@ -308,3 +308,37 @@ def test_a_unit_cut_for_one_output_does_not_overfeed_consumers_of_another() -> N
     res = simulate(cm)
     assert np.allclose(res.activity[0, :, 0], [5.0, 5.0])
     assert np.abs(balance_residual(cm, res)).max() < 1e-12
+
+
+@pytest.mark.parametrize("ratio", [2.0, 1.01])
+def test_joint_products_consumed_in_another_ratio_settle(ratio: float) -> None:
+    """A makes X and Y 1:1; B needs them 1:ratio; neither can be sold: the only balance is 0."""
+    model = EnterpriseModel.model_validate(
+        {
+            "name": "geo",
+            "resources": [{"name": n} for n in ("feed", "x", "y", "z")],
+            "units": [
+                {
+                    "name": "a",
+                    "inputs": {"feed": 1.0},
+                    "outputs": {"x": 1.0, "y": 1.0},
+                    "capacity": 10.0,
+                },
+                {
+                    "name": "b",
+                    "inputs": {"x": 1.0, "y": ratio},
+                    "outputs": {"z": 1.0},
+                    "capacity": 10.0,
+                },
+            ],
+            "markets": [
+                {"name": "feed_buy", "resource": "feed", "side": "buy", "price": 1.0},
+                {"name": "z_sell", "resource": "z", "side": "sell", "price": 3.0},
+            ],
+            "finance": {"horizon": 2, "period": "year", "discount_rate": 0.1},
+        }
+    )
+    cm = compile_model(model, 1)
+    res = simulate(cm)
+    assert np.abs(balance_residual(cm, res)).max() < 1e-9
+    assert np.all(res.activity <= 1e-9)

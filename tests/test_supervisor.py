@@ -48,3 +48,37 @@ def test_a_runner_is_dead_when_its_local_process_is_gone_or_its_heartbeat_is_sta
     assert runner_alive(record) is not None
     later = datetime.now(UTC) + timedelta(minutes=5)
     assert runner_alive(record, now=later) is None  # no heartbeat for minutes
+
+
+def test_a_supervisor_that_lost_its_job_leaves_the_status_to_the_new_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cluster.supervisor as sup
+    from jobs.spec import prepare_job
+    from jobs.status import JobStatus
+
+    reg = Registry(f"sqlite:///{tmp_path / 'r.db'}")
+    job = prepare_job(
+        {
+            "name": "j",
+            "model": "steel_minimill",
+            "scenarios": {"kind": "list", "scenarios": [{"name": "base"}]},
+        }
+    )
+    runner = JobRunner(reg, ResultStore(str(tmp_path / "res")), workers=1)
+    monkeypatch.setattr(sup, "connect", lambda *a, **k: None)
+    rec = runner.submit(job, chunk_size=1)
+
+    def taken_over(record, job, size, beat):  # type: ignore[no-untyped-def]
+        reg.take_over(record.id, "other-host:1:b", runner.runner_id)
+        beat.check()
+
+    monkeypatch.setattr(runner, "_dispatch", taken_over)
+    with pytest.raises(JobBusy):
+        runner.run(rec.id)
+    after = reg.get(rec.id)
+    assert (
+        after.status == JobStatus.RUNNING
+        and after.runner == "other-host:1:b"
+        and after.error is None
+    )
