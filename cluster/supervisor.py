@@ -263,6 +263,7 @@ class JobRunner:
         queue = list(pending)
         cancelled = False
         attempts: dict[int, int] = {}
+        parked: dict[int, str] = {}
         last_poll = time.monotonic()
         while queue or in_flight:
             while queue and idle and not cancelled:
@@ -291,9 +292,12 @@ class JobRunner:
                     if cancelled:
                         continue  # not needed any more: the job stops with what is committed
                     if attempts[k] > CHUNK_ATTEMPTS:
-                        raise RuntimeError(
-                            f"chunk {k} failed {attempts[k]} times: {_plain(exc)}"
-                        ) from None
+                        error = f"chunk {k} failed {attempts[k]} times: {_plain(exc)}"
+                        if self.monitor is None:
+                            raise RuntimeError(error) from None
+                        # An adaptive run may stop before this chunk: decide at the end.
+                        parked[k] = error
+                        continue
                     queue.insert(0, k)
                     continue
                 self.timings[info["chunk"]] = {
@@ -319,6 +323,9 @@ class JobRunner:
                     queue.clear()
         self.wall_seconds = time.perf_counter() - t0
         self.pool_size = n_actors
+        needed = [k for k in sorted(parked) if not self._beyond_stop(k)]
+        if needed and not cancelled:
+            raise RuntimeError(parked[needed[0]])
         return "cancelled" if cancelled else "done"
 
     def _beyond_stop(self, chunk: int) -> bool:
