@@ -146,7 +146,9 @@ class ChunkEvaluator:
                 # plan (e.g. buy cheap, sell dear without limits) is a model error.
                 status = res.status.value if res.status.value == "infeasible" else "error"
                 out.status[i] = status
-                out.error[i] = f"{res.status.value}: {res.message}" if res.message else res.status.value
+                out.error[i] = (
+                    f"{res.status.value}: {res.message}" if res.message else res.status.value
+                )
                 continue
             for p, name in enumerate(cm.projects):
                 out.column(f"build_{name}", np.int64, -1)[i] = res.builds[p]

@@ -82,7 +82,9 @@ def build_summary(
     # Quantiles of IRR and paybacks are over the scenarios that have one; say how many do not
     # (no sign change, never paid back within the horizon, or nothing built).
     for m in ("irr", "mirr", "payback_years", "discounted_payback_years"):
-        summary[m]["share_undefined"] = float(np.mean(~np.isfinite(metrics[m]))) if ok.any() else None
+        summary[m]["share_undefined"] = (
+            float(np.mean(~np.isfinite(metrics[m]))) if ok.any() else None
+        )
     summary["currency"] = job.model.finance.currency
     if job.spec.mode == "optimize" and job.projects:
         built = np.zeros(int(ok.sum()), dtype=bool)
