@@ -89,8 +89,9 @@ class _Heartbeat:
             except Exception:  # a registry hiccup: try again at the next beat
                 continue
 
-    def check(self) -> None:
-        if self.lost or self.registry.get(self.job_id).runner != self.runner:
+    def check(self, record: JobRecord | None = None) -> None:
+        current = record if record is not None else self.registry.get(self.job_id)
+        if self.lost or current.runner != self.runner:
             self.lost = True
             raise JobBusy(f"job {self.job_id} was taken over by another supervisor")
 
@@ -317,8 +318,9 @@ class JobRunner:
                 self._report(done, failed, job.total, base_done, t0)
             if time.monotonic() - last_poll > 0.5:
                 last_poll = time.monotonic()
-                beat.check()
-                if self.registry.get(record.id).cancel_requested:
+                now = self.registry.get(record.id)
+                beat.check(now)
+                if now.cancel_requested:
                     cancelled = True
                     queue.clear()
         self.wall_seconds = time.perf_counter() - t0

@@ -275,9 +275,9 @@ def test_scenarios_are_independent_of_batch_composition() -> None:
     assert np.array_equal(full.fcf[3], one.fcf[0])
 
 
-def test_a_unit_cut_for_one_output_does_not_overfeed_consumers_of_another() -> None:
-    """Joint products: A makes X and Y; X sells at most 5, so A runs at 5 and B gets 5 Y."""
-    model = EnterpriseModel.model_validate(
+def _joint(b_inputs: dict[str, float], markets: list[dict[str, Any]]) -> EnterpriseModel:
+    """Unit a makes x and y 1:1 from feed; unit b turns b_inputs into z, which sells freely."""
+    return EnterpriseModel.model_validate(
         {
             "name": "joint",
             "resources": [{"name": n} for n in ("feed", "x", "y", "z")],
@@ -288,23 +288,22 @@ def test_a_unit_cut_for_one_output_does_not_overfeed_consumers_of_another() -> N
                     "outputs": {"x": 1.0, "y": 1.0},
                     "capacity": 10.0,
                 },
-                {"name": "b", "inputs": {"y": 1.0}, "outputs": {"z": 1.0}, "capacity": 10.0},
+                {"name": "b", "inputs": b_inputs, "outputs": {"z": 1.0}, "capacity": 10.0},
             ],
             "markets": [
                 {"name": "feed_buy", "resource": "feed", "side": "buy", "price": 1.0},
-                {
-                    "name": "x_sell",
-                    "resource": "x",
-                    "side": "sell",
-                    "price": 1.0,
-                    "max_volume": 5.0,
-                },
                 {"name": "z_sell", "resource": "z", "side": "sell", "price": 3.0},
+                *markets,
             ],
             "finance": {"horizon": 2, "period": "year", "discount_rate": 0.1},
         }
     )
-    cm = compile_model(model, 1)
+
+
+def test_a_unit_cut_for_one_output_does_not_overfeed_consumers_of_another() -> None:
+    """x sells at most 5, so a runs at 5 and b gets only 5 y."""
+    x_sell = {"name": "x_sell", "resource": "x", "side": "sell", "price": 1.0, "max_volume": 5.0}
+    cm = compile_model(_joint({"y": 1.0}, [x_sell]), 1)
     res = simulate(cm)
     assert np.allclose(res.activity[0, :, 0], [5.0, 5.0])
     assert np.abs(balance_residual(cm, res)).max() < 1e-12
@@ -312,32 +311,8 @@ def test_a_unit_cut_for_one_output_does_not_overfeed_consumers_of_another() -> N
 
 @pytest.mark.parametrize("ratio", [2.0, 1.01])
 def test_joint_products_consumed_in_another_ratio_settle(ratio: float) -> None:
-    """A makes X and Y 1:1; B needs them 1:ratio; neither can be sold: the only balance is 0."""
-    model = EnterpriseModel.model_validate(
-        {
-            "name": "geo",
-            "resources": [{"name": n} for n in ("feed", "x", "y", "z")],
-            "units": [
-                {
-                    "name": "a",
-                    "inputs": {"feed": 1.0},
-                    "outputs": {"x": 1.0, "y": 1.0},
-                    "capacity": 10.0,
-                },
-                {
-                    "name": "b",
-                    "inputs": {"x": 1.0, "y": ratio},
-                    "outputs": {"z": 1.0},
-                    "capacity": 10.0,
-                },
-            ],
-            "markets": [
-                {"name": "feed_buy", "resource": "feed", "side": "buy", "price": 1.0},
-                {"name": "z_sell", "resource": "z", "side": "sell", "price": 3.0},
-            ],
-            "finance": {"horizon": 2, "period": "year", "discount_rate": 0.1},
-        }
-    )
+    """b needs x and y 1:ratio and neither can be sold: the only balance is 0."""
+    model = _joint({"x": 1.0, "y": ratio}, [])
     cm = compile_model(model, 1)
     res = simulate(cm)
     assert np.abs(balance_residual(cm, res)).max() < 1e-9
