@@ -151,8 +151,12 @@ class Registry:
         tenant: str = "default",
         priority: int = 0,
         labels: Mapping[str, str] | None = None,
+        storage: str | None = None,
     ) -> JobRecord:
-        """Insert a queued job; ``job_id=None`` generates one. Raises JobExists."""
+        """Insert a queued job; ``job_id=None`` generates one. Raises JobExists.
+
+        ``storage`` is the URL of the results root the job writes to (never credentials).
+        """
         if total_scenarios < 0 or total_chunks < 0:
             raise ValueError("total_scenarios and total_chunks must be >= 0")
         job_id = check_job_id(job_id) if job_id is not None else new_job_id()
@@ -172,6 +176,8 @@ class Registry:
             "error": None,
             "cancel_requested": False,
             "created_at": _now(),
+            "storage": storage,
+            "interruptions": 0,
         }
         try:
             with self._engine.begin() as conn:
@@ -210,9 +216,11 @@ class Registry:
         """
         status = JobStatus(status)
         now = sa.literal(_now(), UTCDateTime())
-        values: dict[str, Any] = {"status": status.value, "error": error}
+        values: dict[str, Any] = {"status": status.value, "error": error, "message": None}
         if status is JobStatus.RUNNING:
             values["started_at"] = sa.func.coalesce(jobs_table.c.started_at, now)
+        if status is JobStatus.INTERRUPTED:
+            values["interruptions"] = sa.func.coalesce(jobs_table.c.interruptions, 0) + 1
         if status.is_terminal():
             values["finished_at"] = now
         with self._engine.begin() as conn:
@@ -254,6 +262,11 @@ class Registry:
             ).rowcount
         if not updated:
             raise JobNotFound(job_id)
+
+    def set_message(self, job_id: str, message: str | None) -> None:
+        """Say what a live job waits for (None: nothing); ignored once the job is terminal."""
+        with self._engine.begin() as conn:
+            self._update_live(conn, job_id, {"message": message})
 
     def take_over(self, job_id: str, runner: str, expected_runner: str | None) -> JobRecord:
         """Become the job's runner if its runner is still `expected_runner` (compare-and-set).

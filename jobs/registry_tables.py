@@ -69,6 +69,13 @@ jobs_table = sa.Table(
     # must not run a job whose first one is alive.
     sa.Column("runner", sa.String(255), nullable=True),
     sa.Column("heartbeat_at", UTCDateTime, nullable=True),
+    # Where the job's results live (a URL without credentials): every later command finds
+    # them here, whatever the settings of the process that asks.
+    sa.Column("storage", sa.Text, nullable=True),
+    # What a running job is waiting for right now (e.g. storage unreachable, retrying).
+    sa.Column("message", sa.Text, nullable=True),
+    # How often the job was interrupted: the reconciler resumes within a budget.
+    sa.Column("interruptions", sa.Integer, nullable=True),
     sa.Index("ix_edt_jobs_claim", "status", "priority", "seq"),
     sa.Index("ix_edt_jobs_tenant", "tenant", "status"),
 )
@@ -112,6 +119,9 @@ class JobRecord:
     finished_at: datetime | None
     runner: str | None
     heartbeat_at: datetime | None
+    storage: str | None = None
+    message: str | None = None
+    interruptions: int | None = None
 
     @classmethod
     def from_row(cls, row: sa.Row[Any]) -> JobRecord:

@@ -14,6 +14,10 @@ JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 class JobStatus(StrEnum):
     """Where a job is in its life: queued -> running -> succeeded | failed | cancelled.
 
+    `interrupted` is the resumable pause: an infrastructure fault outlasted its retries, or
+    the job's supervisor (or the whole cluster) was lost. `edt resume` or the API's
+    reconciler takes it back to `running`. `failed` is kept for errors a rerun cannot fix.
+
     A StrEnum (a str and an Enum) so values compare equal to, and format as, the plain
     strings stored in the registry and sent over HTTP.
     """
@@ -23,6 +27,7 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
 
     def is_terminal(self) -> bool:
         """True once the job can never change state again."""
