@@ -335,7 +335,15 @@ class Registry:
 
     # ---- chunks ---------------------------------------------------------------------
 
-    def record_chunk(self, job_id: str, chunk_index: int, rows: int, node: str, path: str) -> bool:
+    def record_chunk(
+        self,
+        job_id: str,
+        chunk_index: int,
+        rows: int,
+        node: str,
+        path: str,
+        compute_seconds: float | None = None,
+    ) -> bool:
         """Record a chunk as committed. Idempotent: the first record wins and later ones
         are ignored. Returns True if this call recorded it. Raises JobNotFound.
         """
@@ -346,6 +354,7 @@ class Registry:
             "node": node,
             "path": path,
             "committed_at": _now(),
+            "compute_seconds": compute_seconds,
         }
         try:
             with self._engine.begin() as conn:

@@ -91,6 +91,8 @@ chunks_table = sa.Table(
     sa.Column("node", sa.String(255), nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("committed_at", UTCDateTime, nullable=False),
+    # Seconds the worker spent computing the chunk: the job's CPU-seconds (usage, quotas).
+    sa.Column("compute_seconds", sa.Float, nullable=True),
     # The constraint that makes a chunk committed twice one row.
     sa.PrimaryKeyConstraint("job_id", "chunk_index", name="pk_edt_job_chunks"),
 )
@@ -148,6 +150,7 @@ class ChunkRecord:
     node: str
     path: str
     committed_at: datetime
+    compute_seconds: float | None = None
 
 
 def add_new_columns(engine: Engine) -> None:
