@@ -374,3 +374,4 @@ def results(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+from api import cli_remote  # noqa: E402, F401  (registers serve, scheduler, submit, usage)

@@ -1,0 +1,284 @@
+"""The HTTP side of the `edt` CLI: `serve`, `scheduler`, `submit`, `usage`, and the `--api`
+variants of status/jobs/cancel/resume/results (plain functions, called from api.cli).
+
+Registered on api.cli's typer app when api.cli imports this module (its last line).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from api.cli import AddressOpt, RegistryOpt, StorageOpt, _fail, _settings, app, console, err
+from edt_compute.validation import SpecError
+
+ApiOpt = Annotated[
+    str | None, typer.Option("--api", envvar="EDT_API_URL", help="API base URL; env EDT_API_URL")
+]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="EDT_TOKEN", help="bearer token; env EDT_TOKEN")
+]
+# Exit codes of `submit --wait` by final status (0 only for succeeded).
+EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3, "interrupted": 4}
+
+
+def _client(api: str, token: str | None) -> Any:
+    from api.client import Client
+
+    return Client(api, token or None)
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a client call; an error answer becomes one line on stderr and exit 1 (2 for 4xx
+    input errors), never a traceback."""
+    import httpx
+
+    from api.client import ApiError
+
+    try:
+        return fn(*args, **kwargs)
+    except ApiError as exc:
+        _fail(f"{exc.message} ({exc.status} {exc.code})", 2 if exc.status in (413, 422) else 1)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the API: {exc}")
+
+
+def _job_dict(job: Any) -> dict[str, Any]:
+    out: dict[str, Any] = job.model_dump(mode="json", exclude_none=True)
+    return out
+
+
+# ---- the --api variants (called from api.cli's commands) ------------------------------
+
+
+def remote_status(api: str, token: str | None, job_id: str) -> None:
+    with _client(api, token) as c:
+        console.print_json(json.dumps(_job_dict(_call(c.job, job_id))))
+
+
+def remote_jobs(api: str, token: str | None, limit: int, as_json: bool = False) -> None:
+    with _client(api, token) as c:
+        page = _call(c.jobs, limit=limit)
+    if as_json:
+        print(json.dumps([_job_dict(j) for j in page.data]))
+        return
+    t = Table("id", "name", "status", "done/total", "tenant")
+    for j in page.data:
+        t.add_row(j.id, j.name, j.status.value, f"{j.scenarios_done}/{j.total_scenarios}", j.tenant)
+    console.print(t, soft_wrap=True)
+
+
+def remote_cancel(api: str, token: str | None, job_id: str) -> None:
+    with _client(api, token) as c:
+        j = _call(c.cancel, job_id)
+    console.print(
+        f"{job_id}: {j.status.value}{' (cancel requested)' if j.cancel_requested else ''}"
+    )
+
+
+def remote_resume(api: str, token: str | None, job_id: str) -> None:
+    with _client(api, token) as c:
+        j = _call(c.resume, job_id)
+    console.print(f"{job_id}: {j.status.value}")
+
+
+def remote_results(api: str, token: str | None, job_id: str, output: Path | None) -> None:
+    with _client(api, token) as c:
+        if output is None:
+            writer: csv.DictWriter[str] | None = None
+            for row in _call(lambda: list(c.rows(job_id))):
+                if writer is None:
+                    writer = csv.DictWriter(sys.stdout, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+            return
+        if output.suffix not in (".parquet", ".csv"):
+            _fail(f"{output}: use a .parquet or .csv file name", 2)
+        if not output.parent.is_dir():
+            _fail(f"{output.parent}: no such folder", 2)
+        _call(c.download, job_id, output)
+    err.print(f"{job_id}: results written to {output}", highlight=False)
+
+
+# ---- new commands ---------------------------------------------------------------------
+
+
+def _follow_remote(c: Any, job_id: str) -> str:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TextColumn("{task.fields[state]}"),
+        TimeRemainingColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task(job_id, total=None, state="")
+
+        def update(j: Any) -> None:
+            rate = f", {j.rate:,.0f}/s" if j.rate else ""
+            bar.update(
+                task,
+                total=j.total_scenarios,
+                completed=j.scenarios_done,
+                state=f"{j.status.value}{rate}, {j.scenarios_failed} failed",
+            )
+
+        final = _call(c.wait, job_id, poll=1.0, on_progress=update)
+    return str(final.status.value)
+
+
+@app.command()
+def submit(
+    job_file: Path,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the job to its end")] = False,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    storage: StorageOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Queue a job (over --api, or in the local registry for `edt serve`/`edt scheduler`)."""
+    from jobs.spec import load_job
+
+    try:
+        job = load_job(job_file)
+    except (SpecError, ValueError) as exc:
+        _fail(str(exc), 2)
+    if api:
+        with _client(api, token) as c:
+            record = _call(c.submit, job.document())
+            print(record.id)
+            if not wait:
+                return
+            final = _follow_remote(c, record.id)
+            if final == "succeeded":
+                console.print_json(json.dumps(_call(c.summary, record.id)))
+        raise typer.Exit(EXIT_CODES.get(final, 1))
+    from cluster.launch import submit_job  # type: ignore[import-not-found, unused-ignore]
+
+    from jobs.registry import Registry
+    from jobs.storage import ResultStore
+
+    s = _settings(storage, registry, None)
+    rec = submit_job(Registry(s.registry_url()), ResultStore(s.storage_url()), job)
+    print(rec.id)
+    if wait:
+        _fail("--wait needs --api (locally: edt wait ID)", 2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="env EDT_HOST")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="env EDT_PORT")] = None,
+    storage: StorageOpt = None,
+    registry: RegistryOpt = None,
+    address: AddressOpt = None,
+    tokens_file: Annotated[
+        str | None, typer.Option("--tokens-file", help="env EDT_TOKENS_FILE")
+    ] = None,
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler/--no-scheduler", help="run the scheduler in this process")
+    ] = True,
+) -> None:
+    """Serve the /v1 API (embedded Ray by default, like `edt run`)."""
+    import logging
+
+    import uvicorn
+
+    from api.app import bind_problem, create_app
+    from api.auth import TokensFileError, load_tokens
+
+    s = _settings(storage, registry, address)
+    extra = {"host": host, "port": port, "tokens_file": tokens_file}
+    s = s.model_copy(update={k: v for k, v in extra.items() if v is not None})
+    if not scheduler:
+        s = s.model_copy(update={"scheduler": False})
+    if problem := bind_problem(s):
+        _fail(problem, 2)
+    try:
+        tokens = load_tokens(s.tokens_file)
+    except TokensFileError as exc:
+        _fail(str(exc), 2)
+    if not tokens.enabled:
+        err.print(
+            f"no tokens file (EDT_TOKENS_FILE): serving without authentication on {s.host} only",
+            highlight=False,
+        )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    application = create_app(s, tokens=tokens)
+    err.print(f"serving http://{s.host}:{s.port} (OpenAPI at /docs)", highlight=False)
+    uvicorn.run(application, host=s.host, port=s.port, log_level="warning")
+
+
+@app.command(name="scheduler")
+def scheduler_command(
+    registry: RegistryOpt = None,
+    address: AddressOpt = None,
+) -> None:
+    """Run the scheduler and reconciler alone (when servers run with --no-scheduler)."""
+    import logging
+
+    from cluster.runtime import connect
+    from cluster.scheduler import Scheduler, ray_launcher
+    from jobs.registry import Registry
+
+    s = _settings(None, registry, address)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    connect(s.address or None, s.workers)
+    sched = Scheduler(
+        Registry(s.registry_url()),
+        ray_launcher(),
+        max_running=s.max_running_jobs,
+        address=s.address or None,
+        workers=s.workers,
+        resume_budget=s.resume_budget,
+        interval=s.scheduler_interval,
+    )
+    err.print(
+        f"scheduler: at most {s.max_running_jobs} running jobs; Ctrl-C stops it", highlight=False
+    )
+    try:
+        sched.run()
+    except KeyboardInterrupt:
+        sched.stop()
+
+
+@app.command()
+def usage(
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    registry: RegistryOpt = None,
+    days: Annotated[float, typer.Option("--days", min=0.001, help="window: the last N days")] = 1.0,
+) -> None:
+    """Jobs, scenarios and CPU-seconds per tenant over the last --days (like sacct)."""
+    from datetime import UTC, datetime, timedelta
+
+    until = datetime.now(UTC)
+    since = until - timedelta(days=days)
+    if api:
+        with _client(api, token) as c:
+            rows = [
+                (u.tenant, u.jobs, u.scenarios, u.cpu_seconds)
+                for u in _call(c.usage, since, until).data
+            ]
+    else:
+        from api import queries
+        from jobs.registry import Registry
+
+        s = _settings(None, registry, None)
+        found = queries.usage(Registry(s.registry_url()), since, until)
+        rows = [(t, j, n, c) for t, (j, n, c) in sorted(found.items())]
+    t = Table("tenant", "jobs", "scenarios", "CPU-seconds", title=f"usage, last {days:g} day(s)")
+    for tenant, jobs_n, scen, cpu in rows:
+        t.add_row(tenant, f"{jobs_n:,}", f"{scen:,}", f"{cpu:,.1f}")
+    console.print(t)
