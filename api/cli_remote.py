@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api.cli import AddressOpt, RegistryOpt, StorageOpt, _fail, _settings, app, console, err
+from api.cli import AddressOpt, RegistryOpt, StorageOpt, _settings, app, console, err
 from edt_compute.validation import SpecError
 
 ApiOpt = Annotated[
@@ -27,6 +27,12 @@ TokenOpt = Annotated[
 ]
 # Exit codes of `submit --wait` by final status (0 only for succeeded).
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3, "interrupted": 4}
+
+
+def _die(message: str, code: int = 1) -> None:
+    """One line on stderr, never wrapped (scripts and log files read it whole)."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def _client(api: str, token: str | None) -> Any:
@@ -45,9 +51,9 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except ApiError as exc:
-        _fail(f"{exc.message} ({exc.status} {exc.code})", 2 if exc.status in (413, 422) else 1)
+        _die(f"{exc.message} ({exc.status} {exc.code})", 2 if exc.status in (413, 422) else 1)
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach the API: {exc}")
+        _die(f"cannot reach the API: {exc}")
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
@@ -100,9 +106,9 @@ def remote_results(api: str, token: str | None, job_id: str, output: Path | None
                 writer.writerow(row)
             return
         if output.suffix not in (".parquet", ".csv"):
-            _fail(f"{output}: use a .parquet or .csv file name", 2)
+            _die(f"{output}: use a .parquet or .csv file name", 2)
         if not output.parent.is_dir():
-            _fail(f"{output.parent}: no such folder", 2)
+            _die(f"{output.parent}: no such folder", 2)
         _call(c.download, job_id, output)
     err.print(f"{job_id}: results written to {output}", highlight=False)
 
@@ -149,7 +155,7 @@ def submit(
     try:
         job = load_job(job_file)
     except (SpecError, ValueError) as exc:
-        _fail(str(exc), 2)
+        _die(str(exc), 2)
     if api:
         with _client(api, token) as c:
             record = _call(c.submit, job.document())
@@ -169,7 +175,7 @@ def submit(
     rec = submit_job(Registry(s.registry_url()), ResultStore(s.storage_url()), job)
     print(rec.id)
     if wait:
-        _fail("--wait needs --api (locally: edt wait ID)", 2)
+        _die("--wait needs --api (locally: edt wait ID)", 2)
 
 
 @app.command()
@@ -200,11 +206,11 @@ def serve(
     if not scheduler:
         s = s.model_copy(update={"scheduler": False})
     if problem := bind_problem(s):
-        _fail(problem, 2)
+        _die(problem, 2)
     try:
         tokens = load_tokens(s.tokens_file)
     except TokensFileError as exc:
-        _fail(str(exc), 2)
+        _die(str(exc), 2)
     if not tokens.enabled:
         err.print(
             f"no tokens file (EDT_TOKENS_FILE): serving without authentication on {s.host} only",

@@ -29,7 +29,12 @@ def _finite_float(text: str) -> float:
 
 
 def loads(body: bytes | str) -> Any:
-    return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+    try:
+        text = body.decode() if isinstance(body, bytes) else body
+    except UnicodeDecodeError as exc:
+        # Still a bad request body, answered like any other JSON error (422), not a 400.
+        raise json.JSONDecodeError("the body is not UTF-8", "", exc.start) from None
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 class StrictJSONRequest(Request):
