@@ -42,6 +42,13 @@ AddressOpt = Annotated[
         "--address", help="Ray cluster address; default embedded; env EDT_ADDRESS / RAY_ADDRESS"
     ),
 ]
+ApiOpt = Annotated[
+    str | None,
+    typer.Option("--api", envvar="EDT_API_URL", help="over HTTP: API base URL; env EDT_API_URL"),
+]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="EDT_TOKEN", help="bearer token; env EDT_TOKEN")
+]
 
 
 def _settings(storage: str | None, registry: str | None, address: str | None) -> Settings:
@@ -211,8 +218,12 @@ def resume(
     registry: RegistryOpt = None,
     address: AddressOpt = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Finish a job whose driver died: recompute only chunks with no committed part."""
+    if api:
+        return cli_remote.remote_resume(api, token, job_id)
     from cluster.supervisor import JobRunner
     from jobs.registry import JobNotFound
 
@@ -289,8 +300,12 @@ def models(
 
 
 @app.command()
-def status(job_id: str, registry: RegistryOpt = None) -> None:
+def status(
+    job_id: str, registry: RegistryOpt = None, api: ApiOpt = None, token: TokenOpt = None
+) -> None:
     """Status and progress of a job."""
+    if api:
+        return cli_remote.remote_status(api, token, job_id)
     from jobs.registry import JobNotFound, Registry
 
     s = _settings(None, registry, None)
@@ -318,8 +333,12 @@ def status(job_id: str, registry: RegistryOpt = None) -> None:
 
 
 @app.command()
-def jobs(registry: RegistryOpt = None, limit: int = 20) -> None:
+def jobs(
+    registry: RegistryOpt = None, limit: int = 20, api: ApiOpt = None, token: TokenOpt = None
+) -> None:
     """Recent jobs."""
+    if api:
+        return cli_remote.remote_jobs(api, token, limit)
     from jobs.registry import Registry
 
     s = _settings(None, registry, None)
@@ -330,8 +349,12 @@ def jobs(registry: RegistryOpt = None, limit: int = 20) -> None:
 
 
 @app.command()
-def cancel(job_id: str, registry: RegistryOpt = None) -> None:
+def cancel(
+    job_id: str, registry: RegistryOpt = None, api: ApiOpt = None, token: TokenOpt = None
+) -> None:
     """Ask a job to stop: dispatch stops, in-flight chunks finish, committed parts stay."""
+    if api:
+        return cli_remote.remote_cancel(api, token, job_id)
     from jobs.registry import JobNotFound, Registry
 
     s = _settings(None, registry, None)
@@ -349,8 +372,12 @@ def results(
     job_id: str,
     output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
     storage: StorageOpt = None,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Export a job's scenario table (Parquet or CSV by extension; CSV to stdout by default)."""
+    if api:
+        return cli_remote.remote_results(api, token, job_id, output)
     from jobs.storage import ResultStore
 
     s = _settings(storage, None, None)
@@ -372,6 +399,8 @@ def results(
         table.to_pandas().to_csv(output, index=False)
 
 
+# The HTTP side of the CLI (serve, scheduler, submit, usage, --api variants) lives there.
+from api import cli_remote  # noqa: E402
+
 if __name__ == "__main__":  # pragma: no cover
     app()
-from api import cli_remote  # noqa: E402, F401  (registers serve, scheduler, submit, usage)

@@ -14,17 +14,21 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
-from api.cli import AddressOpt, RegistryOpt, StorageOpt, _settings, app, console, err
+from api.cli import (
+    AddressOpt,
+    ApiOpt,
+    RegistryOpt,
+    StorageOpt,
+    TokenOpt,
+    _settings,
+    app,
+    console,
+    err,
+)
 from edt_compute.validation import SpecError
 
-ApiOpt = Annotated[
-    str | None, typer.Option("--api", envvar="EDT_API_URL", help="API base URL; env EDT_API_URL")
-]
-TokenOpt = Annotated[
-    str | None, typer.Option("--token", envvar="EDT_TOKEN", help="bearer token; env EDT_TOKEN")
-]
 # Exit codes of `submit --wait` by final status (0 only for succeeded).
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3, "interrupted": 4}
 
@@ -75,7 +79,10 @@ def remote_jobs(api: str, token: str | None, limit: int, as_json: bool = False) 
     if as_json:
         print(json.dumps([_job_dict(j) for j in page.data]))
         return
-    t = Table("id", "name", "status", "done/total", "tenant")
+    t = Table("name", "status", "done/total", "tenant")
+    # Scripts copy ids from this table: never cut one, whatever the terminal's width.
+    width = max((len(j.id) for j in page.data), default=2)
+    t.columns.insert(0, Column("id", no_wrap=True, min_width=width))
     for j in page.data:
         t.add_row(j.id, j.name, j.status.value, f"{j.scenarios_done}/{j.total_scenarios}", j.tenant)
     console.print(t, soft_wrap=True)

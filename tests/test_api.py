@@ -377,3 +377,49 @@ def test_readyz_names_registry_storage_and_ray(serve: Server) -> None:
     url, _ = serve()
     r = httpx.get(f"{url}/readyz")
     assert r.status_code == 200 and set(r.json()["checks"]) == {"registry", "storage", "ray"}
+
+
+# ---- the CLI over HTTP ------------------------------------------------------------------
+
+
+def test_the_cli_speaks_to_the_api_with_a_token(serve: Server, tmp_path: Path) -> None:
+    import subprocess
+
+    import yaml
+
+    from tests.api_support import BIN
+
+    url, s = serve()
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(small_mc()))
+    env = {
+        "PATH": str(BIN),
+        "HOME": str(tmp_path),
+        "EDT_API_URL": url,
+        "EDT_TOKEN": "acme-submitter",
+    }
+
+    def edt(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "edt"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    out = edt("submit", "job.yaml")
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip()
+    _fill_results(s, job_id)
+    assert json.loads(edt("status", job_id).stdout)["status"] == "running"
+    assert job_id in edt("jobs").stdout
+    assert edt("results", job_id, "-o", "r.parquet").returncode == 0
+    assert pq.read_table(tmp_path / "r.parquet").num_rows == 40
+    assert edt("results", job_id).stdout.splitlines()[0] == "scenario_id,status,error,npv,irr"
+    assert "acme" in edt("usage").stdout
+    assert "cancel requested" in edt("cancel", job_id).stdout
+    bad = edt("status", job_id, "--token", "wrong")
+    assert bad.returncode == 1 and bad.stderr.strip() == "error: unknown token (401 unauthorized)"
+    other = edt("status", job_id, "--token", "globex-submitter")
+    assert f"no job {job_id}" in other.stderr and "Traceback" not in other.stderr

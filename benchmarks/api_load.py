@@ -1,0 +1,159 @@
+"""The HTTP front under load (issue 10): with a Monte Carlo job running on `edt serve`,
+
+- status polling throughput (GET /v1/jobs/{id}, requests/s) from a load generator in another
+  process on loopback, with its p50/p99 latency;
+- submit latency p50/p99 (POST /v1/jobs; the jobs are cancelled while still queued);
+- the job's scenarios/s without and with the polling load, and their ratio (goal: the API
+  slows the job by at most 10%, i.e. ratio >= 0.90).
+
+Prints figures; asserts nothing (the machine is shared, figures move from run to run).
+
+    python benchmarks/api_load.py [--samples 20000] [--pollers 4] [--submits 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from api.client import Client  # noqa: E402
+from tests.api_support import ServerProcess, small_mc, write_tokens  # noqa: E402
+
+TOKEN = "acme-submitter"
+# The load generator: its own process, so that its CPU is not the server's GIL.
+LOAD = r"""
+import json, sys, threading, time
+import httpx
+url, token, job_id, pollers, submits, rate = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+spec = json.loads(sys.stdin.read())
+h = {"Authorization": f"Bearer {token}"}
+stop = threading.Event()
+polls, submit_ms = [], []
+def poller():
+    with httpx.Client(base_url=url, headers=h, timeout=30) as c:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            r = c.get(f"/v1/jobs/{job_id}")
+            polls.append(time.perf_counter() - t0)
+            if r.json()["status"] in ("succeeded", "failed", "cancelled"):
+                stop.set()
+            if rate:
+                time.sleep(max(0.0, pollers / rate - (time.perf_counter() - t0)))
+def submitter():
+    with httpx.Client(base_url=url, headers=h, timeout=30) as c:
+        for _ in range(submits):
+            if stop.is_set():
+                break
+            t0 = time.perf_counter()
+            r = c.post("/v1/jobs", json=spec)
+            submit_ms.append(time.perf_counter() - t0)
+            c.post(f"/v1/jobs/{r.json()['id']}/cancel")
+t0 = time.perf_counter()
+threads = [threading.Thread(target=poller) for _ in range(pollers)]
+if submits:
+    threads.append(threading.Thread(target=submitter))
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"polls": polls, "submits": submit_ms, "seconds": time.perf_counter() - t0}))
+"""
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _rate(job: Any) -> float:
+    started, finished = job.started_at, job.finished_at
+    assert isinstance(started, datetime) and isinstance(finished, datetime)
+    return float(job.total_scenarios / (finished - started).total_seconds())
+
+
+def _run_job(
+    c: Client, url: str, spec: dict[str, Any], load: list[str] | None
+) -> tuple[float, dict[str, Any] | None]:
+    job = c.submit(spec)
+    out = None
+    if load is not None:
+        small = small_mc(samples=10, chunk_size=10)
+        proc = subprocess.run(
+            [sys.executable, "-c", LOAD, url, TOKEN, job.id, *load],
+            input=json.dumps(small),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out = json.loads(proc.stdout)
+    final = c.wait(job.id, poll=0.5, timeout=1800)
+    assert final.status.value == "succeeded", final
+    return _rate(final), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=20000)
+    ap.add_argument("--pollers", type=int, default=4)
+    ap.add_argument("--submits", type=int, default=100)
+    args = ap.parse_args()
+    spec = small_mc(samples=args.samples, chunk_size=max(1, args.samples // 20))
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "disabled",
+            "EDT_REGISTRY": f"sqlite:///{tmp / 'registry.db'}",
+            "EDT_STORAGE": str(tmp / "results"),
+            "EDT_TOKENS_FILE": str(write_tokens(tmp / "tokens.yaml")),
+            # One job runs at a time: the submitted probes stay queued until cancelled.
+            "EDT_MAX_RUNNING_JOBS": "1",
+            "EDT_QUOTA_MAX_ACTIVE_JOBS": "100000",
+        }
+        server = ServerProcess(env, tmp).start()
+        try:
+            with Client(server.url, TOKEN) as c:
+                _run_job(
+                    c, server.url, small_mc(samples=200, chunk_size=100), None
+                )  # warm Ray and workers
+                quiet, _ = _run_job(c, server.url, spec, None)
+                loaded, out = _run_job(
+                    c, server.url, spec, [str(args.pollers), str(args.submits), "0"]
+                )
+                paced, paced_out = _run_job(c, server.url, spec, ["2", "0", "20"])
+        finally:
+            server.stop()
+    assert out is not None and paced_out is not None
+    polls, submits = out["polls"], out["submits"]
+    print(
+        f"Monte Carlo job: {args.samples:,} scenarios, {spec['chunk_size']:,} per chunk, `edt serve` embedded Ray"
+    )
+    print(
+        f"status polling ({args.pollers} pollers, as fast as answered): {len(polls) / out['seconds']:,.0f} requests/s, "
+        f"p50 {_pct(polls, 0.5) * 1e3:.1f} ms, p99 {_pct(polls, 0.99) * 1e3:.1f} ms"
+    )
+    print(
+        f"submit latency over {len(submits)} submits during the job: p50 {_pct(submits, 0.5) * 1e3:.1f} ms, "
+        f"p99 {_pct(submits, 0.99) * 1e3:.1f} ms"
+    )
+    print(f"job without polling: {quiet:,.0f} scenarios/s")
+    print(
+        f"job with saturating polling + submits: {loaded:,.0f} scenarios/s (ratio {loaded / quiet:.2f})"
+    )
+    print(
+        f"job with 20 polls/s: {paced:,.0f} scenarios/s (ratio {paced / quiet:.2f}; goal >= 0.90)"
+    )
+
+
+if __name__ == "__main__":
+    main()
