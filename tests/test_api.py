@@ -423,3 +423,36 @@ def test_the_cli_speaks_to_the_api_with_a_token(serve: Server, tmp_path: Path) -
     assert bad.returncode == 1 and bad.stderr.strip() == "error: unknown token (401 unauthorized)"
     other = edt("status", job_id, "--token", "globex-submitter")
     assert f"no job {job_id}" in other.stderr and "Traceback" not in other.stderr
+
+
+def test_an_adaptive_jobs_detail_shows_its_last_checkpoint_per_target(serve: Server) -> None:
+    import yaml
+
+    from tests.api_support import ROOT
+
+    url, s = serve()
+    spec = yaml.safe_load((ROOT / "examples/jobs/methanol_adaptive.yaml").read_text())
+    h = auth("acme-submitter")
+    job_id = httpx.post(f"{url}/v1/jobs", json=spec, headers=h).json()["id"]
+    assert httpx.get(f"{url}/v1/jobs/{job_id}", headers=h).json().get("convergence") is None
+    row = {
+        "metric": "npv",
+        "statistic": "mean",
+        "estimate": 4.6,
+        "lower": 4.3,
+        "upper": 4.9,
+        "half_width": 0.3,
+        "goal": 0.2,
+        "met": False,
+    }
+    history = [
+        {**row, "n": 512},
+        {**row, "n": 1024, "half_width": 0.21},
+        {**row, "n": 1024, "statistic": "prob_negative", "met": True},
+    ]
+    ResultStore(s.storage_url()).write_json(job_id, "convergence.json", {"history": history})
+    got = httpx.get(f"{url}/v1/jobs/{job_id}", headers=h).json()["convergence"]
+    assert [(c["n"], c["statistic"], c["half_width"]) for c in got] == [
+        (1024, "mean", 0.21),
+        (1024, "prob_negative", 0.3),
+    ]
