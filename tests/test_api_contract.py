@@ -172,3 +172,29 @@ def _fuzz(
     except Unsatisfiable:
         # Nothing to make invalid (no parameters, e.g. /healthz): no negative cases exist.
         assert mode is GenerationMode.NEGATIVE, op.label
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("tokens: {}", "tokens"),
+        ("tokens: {'sha256:abc': {tenant: a, role: viewer}}", "bad sha256 digest"),
+        ("tokens: {t: {tenant: a, role: owner}}", "role"),
+        ("tokens: [", "EDT_TOKENS_FILE"),
+    ],
+)
+def test_a_bad_tokens_file_is_refused_in_one_line(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    (tmp_path / "tokens.yaml").write_text(content)
+    out = subprocess.run(
+        [str(BIN / "edt"), "serve", "--tokens-file", str(tmp_path / "tokens.yaml"), "--port", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": str(BIN), "HOME": str(tmp_path)},
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and problem in lines[0] and "tokens.yaml" in lines[0], lines
