@@ -14,7 +14,7 @@ Kinds and scenario order:
   parameter in the order given its low then its high, with the others at base.
 - `monte_carlo`: `samples` draws of `parameters: {path: Distribution}` and
   `processes: {path: PriceProcess}`, by `method` mc (Philox streams), lhs (one Latin hypercube
-  of all samples) or sobol (one scrambled Sobol sequence; balanced only when samples is a power
+  of all samples, built per index: `edt_compute.sampling`) or sobol (one scrambled Sobol sequence; balanced only when samples is a power
   of 2). Dimensions of a draw: the parameters in the order given, then horizon - 1 normals per
   process path in the order given. With `until` (an adaptive run, `edt_compute.convergence`)
   the ids run up to the cap `until.max_samples` (or `samples`), lhs stays one design of that
@@ -30,19 +30,18 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import special
-from scipy.stats import qmc
 
 from edt_compute.convergence import StoppingRule, Until
 from edt_compute.correlation import Correlation
 from edt_compute.distributions import Distribution, ValueMode
 from edt_compute.params import ParameterError, is_series_path
 from edt_compute.processes import PriceProcess
+from edt_compute.sampling import open_unit, uniforms
 
 
 class _Spec(BaseModel):
@@ -324,10 +323,10 @@ def _generate_mc(
     n_params = len(spec.parameters)
     n_steps = max(horizon - 1, 0)
     d = n_params + n_steps * len(spec.processes)
-    u = _uniforms(spec.method, spec.total, d, seed, ids, spec.rqmc_replicates)
+    u = uniforms(spec.method, spec.total, d, seed, ids, spec.rqmc_replicates)
     if spec.correlation is not None:
         rows = [list(spec.parameters).index(p) for p in spec.correlation.parameters]
-        u[rows] = _open_unit(spec.correlation.apply(u[rows].T).T)
+        u[rows] = open_unit(spec.correlation.apply(u[rows].T).T)
     scalars = {p: d.sample(u[j], base[p]) for j, (p, d) in enumerate(spec.parameters.items())}
     series: dict[str, np.ndarray] = {}
     means: dict[str, np.ndarray] = {}
@@ -346,91 +345,3 @@ def _row_mean(x: np.ndarray) -> np.ndarray:
     for t in range(x.shape[1]):
         total += x[:, t]
     return total / x.shape[1]
-
-
-def _open_unit(u: np.ndarray) -> np.ndarray:
-    """Clip in place strictly inside (0, 1), so ppfs never return infinities."""
-    return np.clip(u, 2.0**-54, 1.0 - 2.0**-53, out=u)
-
-
-def _uniforms(
-    method: str,
-    samples: int,
-    d: int,
-    seed: int,
-    ids: np.ndarray,
-    replicates: int | None = None,
-) -> np.ndarray:
-    """Uniform draws of the scenarios `ids`, shape (d, len(ids)), each a function of (seed, id).
-
-    Dimension-major so that each parameter's ppf runs over contiguous memory. `replicates`
-    (sobol only) makes the draws randomised QMC: scenario i is point i // R of replicate
-    i % R, an independently scrambled Sobol sequence keyed by (seed, replicate), so that a
-    prefix of k * R ids holds the first k points of every replicate and the replicates'
-    spread measures the error honestly (edt_compute.convergence).
-    """
-    if d == 0 or ids.size == 0:
-        return np.empty((d, ids.size))
-    if method == "lhs":
-        return _open_unit(np.ascontiguousarray(_lhs_design(d, samples, seed)[ids].T))
-    # Sorting turns a shuffled chunk back into runs of consecutive ids, each drawn in one go.
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    buf = np.empty((d, ids.size))
-    if method == "mc":
-        # Each scenario owns a whole number of Philox counter steps (4 uint64 each), so
-        # scenario i's stream starts at counter i * width / 4 for any chunking.
-        width = -(-d // 4) * 4
-        for lo, hi in _runs(sorted_ids):
-            bitgen = np.random.Philox(key=seed)
-            bitgen.advance(int(sorted_ids[lo]) * width // 4)
-            buf[:, lo:hi] = np.random.Generator(bitgen).random((hi - lo, width))[:, :d].T
-    elif replicates is None:
-        buf = _sobol_points(qmc.Sobol(d, scramble=True, rng=seed), sorted_ids)
-    else:
-        replicate = sorted_ids % replicates
-        for r in np.unique(replicate).tolist():
-            rows = np.flatnonzero(replicate == r)
-            rng = np.random.default_rng([seed, r])
-            engine = qmc.Sobol(d, scramble=True, rng=rng)
-            buf[:, rows] = _sobol_points(engine, sorted_ids[rows] // replicates)
-    if np.any(order[1:] < order[:-1]):
-        out = np.empty_like(buf)
-        out[:, order] = buf
-        buf = out
-    return _open_unit(buf)
-
-
-def _runs(sorted_ids: np.ndarray) -> list[tuple[int, int]]:
-    """[lo, hi) slices of runs of consecutive values in a sorted array."""
-    breaks = np.flatnonzero(np.diff(sorted_ids) != 1) + 1
-    return list(
-        zip(np.r_[0, breaks].tolist(), np.r_[breaks, sorted_ids.size].tolist(), strict=True)
-    )
-
-
-def _sobol_points(engine: qmc.Sobol, positions: np.ndarray) -> np.ndarray:
-    """Points `positions` (sorted) of a scrambled Sobol sequence, shape (d, len(positions))."""
-    out = np.empty((engine.d, positions.size))
-    # Sobol values sit on a grid that includes 0; centring them in their cells keeps them
-    # off the ends.
-    half_cell = 0.5 * 2.0 ** -int(getattr(engine, "bits", 30))
-    for lo, hi in _runs(positions):
-        engine.reset()
-        if positions[lo] > 0:  # scipy's fast_forward(0) on a fresh engine fails
-            engine.fast_forward(int(positions[lo]))
-        with warnings.catch_warnings():
-            # The power-of-2 balance warning concerns the whole design, not a chunk of
-            # it; check_spec warns about that once.
-            warnings.simplefilter("ignore", UserWarning)
-            out[:, lo:hi] = engine.random(hi - lo).T + half_cell
-    return out
-
-
-@lru_cache(maxsize=2)
-def _lhs_design(d: int, samples: int, seed: int) -> np.ndarray:
-    # The whole design is a function of (d, samples, seed); chunks slice rows of it, and the
-    # cache spares each chunk of the same job from rebuilding it.
-    design = qmc.LatinHypercube(d, rng=seed).random(samples)
-    design.flags.writeable = False
-    return design
