@@ -39,9 +39,11 @@ from scipy import special
 from edt_compute.convergence import StoppingRule, Until
 from edt_compute.correlation import Correlation
 from edt_compute.distributions import Distribution, ValueMode
+from edt_compute.domains import UNBOUNDED, Domain, domain_of, fmt, inward, leaves
 from edt_compute.params import ParameterError, is_series_path
 from edt_compute.processes import PriceProcess
 from edt_compute.sampling import open_unit, uniforms
+from edt_compute.validation import SpecError
 
 
 class _Spec(BaseModel):
@@ -209,13 +211,15 @@ def _path_errors(spec: ScenarioSpec, base: Mapping[str, float]) -> list[str]:
 
 
 def check_spec(spec: ScenarioSpec, base: Mapping[str, float]) -> None:
-    """Raise ParameterError (a ValueError) naming every path the model cannot take.
+    """Raise SpecError (a ValueError) listing every path the model cannot take and every
+    value that can leave its parameter's domain (`edt_compute.domains`).
 
     Warns (UserWarning) when a Sobol design's sample count is not a power of 2.
     """
     errors = _path_errors(spec, base)
+    errors += _domain_errors(spec, base)
     if errors:
-        raise ParameterError("; ".join(errors))
+        raise SpecError("scenarios", errors)
     if (
         isinstance(spec, MonteCarloSpec)
         and spec.method == "sobol"
@@ -228,6 +232,76 @@ def check_spec(spec: ScenarioSpec, base: Mapping[str, float]) -> None:
             UserWarning,
             stacklevel=2,
         )
+
+
+def _domain_errors(spec: ScenarioSpec, base: Mapping[str, float]) -> list[str]:
+    """Values a spec can give that their parameter's domain refuses (unknown paths skipped)."""
+    if isinstance(spec, ListSpec):
+        return [
+            f"scenarios.scenarios[{i}].overrides.{p}: {fmt(v)} leaves the domain"
+            f" {dom} of {p}"
+            for i, sc in enumerate(spec.scenarios)
+            for p, v in sc.overrides.items()
+            if p in base and not (dom := domain_of(p)).holds(v)
+        ]
+    errors: list[str] = []
+    for p in spec.parameters:
+        dom = domain_of(p) if p in base else UNBOUNDED
+        if not dom.bounded:
+            continue
+        where, b = f"scenarios.parameters.{p}", base[p]
+        points: list[tuple[str, float]]
+        if isinstance(spec, MonteCarloSpec):
+            errors += _distribution_error(where, p, spec.parameters[p], b, dom)
+            continue
+        if isinstance(spec, GridSpec):
+            points = [(str(i), v) for i, v in enumerate(spec.parameters[p])]
+        else:
+            rng = spec.parameters[p]
+            points = [("low", rng.low), ("high", rng.high)]
+        for label, v in points:
+            x = _scale(spec.mode, v, b)
+            if not dom.holds(x):
+                shown = f"{fmt(v)} x base {fmt(b)} = {fmt(x)}" if spec.mode == "multiplier" else fmt(x)
+                errors.append(f"{where}[{label}]: {shown} leaves the domain {dom} of {p}")
+    if isinstance(spec, MonteCarloSpec):
+        for p, proc in spec.processes.items():
+            dom = domain_of(p) if p in base and is_series_path(p) else UNBOUNDED
+            low, high, attained = proc.support(base.get(p, 0.0))
+            if leaves(dom, low, high, attained=attained):
+                hint = "use log: true, which keeps prices > 0" if proc.process == "ou" else (
+                    "start it (s0) inside the domain"
+                )
+                errors.append(
+                    f"scenarios.processes.{p}: {proc.process} paths span [{fmt(low)},"
+                    f" {fmt(high)}], which leaves the domain {dom} of {p}; {hint}"
+                )
+    return errors
+
+
+def _distribution_error(
+    where: str, path: str, dist: Distribution, base: float, dom: Domain
+) -> list[str]:
+    low, high = dist.support()
+    factor = base if dist.mode == "multiplier" else 1.0
+    if factor == 0.0:
+        return []  # a multiplier of 0 is refused on its own (jobs.spec)
+    a_low, a_high = sorted((low * factor, high * factor))
+    if not leaves(dom, a_low, a_high, attained=dist.attains_support_ends):
+        return []
+    shown = f"[{fmt(low)}, {fmt(high)}]"
+    if factor != 1.0:
+        shown += f" x base {fmt(base)} = [{fmt(a_low)}, {fmt(a_high)}]"
+    problem = f"{where}: {dist.dist} support {shown} leaves the domain {dom} of {path}"
+    if dist.attains_support_ends:
+        return [f"{problem}; drop the values outside it"]
+    # The truncation that fits, in the distribution's own units, intersected with any given.
+    t_low, t_high = sorted((dom.low / factor, dom.high / factor))
+    given_low, given_high = dist.bounds()
+    t_low = max(inward(t_low, up=True), given_low)
+    t_high = min(inward(t_high, up=False), given_high)
+    bounds = ", ".join("null" if math.isinf(t) else fmt(t) for t in (t_low, t_high))
+    return [f"{problem}; truncate it (truncate: [{bounds}]) or narrow it"]
 
 
 def generate(
