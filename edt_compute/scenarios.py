@@ -14,12 +14,13 @@ Kinds and scenario order:
   parameter in the order given its low then its high, with the others at base.
 - `monte_carlo`: `samples` draws of `parameters: {path: Distribution}` and
   `processes: {path: PriceProcess}`, by `method` mc (Philox streams), lhs (one Latin hypercube
-  of all samples, built per index: `edt_compute.sampling`) or sobol (one scrambled Sobol sequence; balanced only when samples is a power
-  of 2). Dimensions of a draw: the parameters in the order given, then horizon - 1 normals per
-  process path in the order given. With `until` (an adaptive run, `edt_compute.convergence`)
-  the ids run up to the cap `until.max_samples` (or `samples`), lhs stays one design of that
-  many points, and sobol becomes randomised QMC: scenario i is point i // R of replicate i % R,
-  one of R independently scrambled sequences.
+  of all samples, built per index: `edt_compute.sampling`) or sobol (one scrambled Sobol
+  sequence; balanced only when samples is a power of 2). Dimensions of a draw: the parameters
+  in the order given, then horizon - 1 normals per process path in the order given. With
+  `until` (an adaptive run, `edt_compute.convergence`) the ids run up to the cap
+  `until.max_samples` (or `samples`), lhs stays one design of that many points, and sobol
+  becomes randomised QMC: scenario i is point i // R of replicate i % R, one of R
+  independently scrambled sequences.
 
 `mode: multiplier` (grid, one_at_a_time, each distribution) multiplies the base value.
 """
@@ -238,8 +239,7 @@ def _domain_errors(spec: ScenarioSpec, base: Mapping[str, float]) -> list[str]:
     """Values a spec can give that their parameter's domain refuses (unknown paths skipped)."""
     if isinstance(spec, ListSpec):
         return [
-            f"scenarios.scenarios[{i}].overrides.{p}: {fmt(v)} leaves the domain"
-            f" {dom} of {p}"
+            f"scenarios.scenarios[{i}].overrides.{p}: {fmt(v)} leaves the domain {dom} of {p}"
             for i, sc in enumerate(spec.scenarios)
             for p, v in sc.overrides.items()
             if p in base and not (dom := domain_of(p)).holds(v)
@@ -262,15 +262,19 @@ def _domain_errors(spec: ScenarioSpec, base: Mapping[str, float]) -> list[str]:
         for label, v in points:
             x = _scale(spec.mode, v, b)
             if not dom.holds(x):
-                shown = f"{fmt(v)} x base {fmt(b)} = {fmt(x)}" if spec.mode == "multiplier" else fmt(x)
+                shown = fmt(x)
+                if spec.mode == "multiplier":
+                    shown = f"{fmt(v)} x base {fmt(b)} = {shown}"
                 errors.append(f"{where}[{label}]: {shown} leaves the domain {dom} of {p}")
     if isinstance(spec, MonteCarloSpec):
         for p, proc in spec.processes.items():
             dom = domain_of(p) if p in base and is_series_path(p) else UNBOUNDED
             low, high, attained = proc.support(base.get(p, 0.0))
             if leaves(dom, low, high, attained=attained):
-                hint = "use log: true, which keeps prices > 0" if proc.process == "ou" else (
-                    "start it (s0) inside the domain"
+                hint = (
+                    "use log: true, which keeps prices > 0"
+                    if proc.process == "ou"
+                    else "start it (s0) inside the domain"
                 )
                 errors.append(
                     f"scenarios.processes.{p}: {proc.process} paths span [{fmt(low)},"

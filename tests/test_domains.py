@@ -323,7 +323,9 @@ def test_validate_file_tells_a_model_file_from_a_job_file(tmp_path: Path) -> Non
     text = "\n".join(info.value.problems)
     assert "units.reformer.capacity" in text and "units.methanol_synthesis.availability" in text
     job_path = _write(tmp_path, mc({AVAIL: {**TRIANGULAR, "truncate": [0, 1]}}))
-    assert validate_file(job_path).endswith("valid (64 scenarios, mode simulate, model methanol_ammonia)")
+    assert validate_file(job_path).endswith(
+        "valid (64 scenarios, mode simulate, model methanol_ammonia)"
+    )
     neither = tmp_path / "other.yaml"
     neither.write_text("name: x\n", encoding="utf-8")
     with pytest.raises(SpecError, match="neither a job file"):

@@ -27,8 +27,18 @@ def mc_spec(method: str, n: int, adaptive: bool = False) -> Any:
         "kind": "monte_carlo",
         "method": method,
         "parameters": {
-            "units.a.capacity": {"dist": "lognormal", "mean": 1.0, "std": 0.2, "mode": "multiplier"},
-            "units.a.availability": {"dist": "triangular", "low": 0.8, "most_likely": 0.9, "high": 1},
+            "units.a.capacity": {
+                "dist": "lognormal",
+                "mean": 1.0,
+                "std": 0.2,
+                "mode": "multiplier",
+            },
+            "units.a.availability": {
+                "dist": "triangular",
+                "low": 0.8,
+                "most_likely": 0.9,
+                "high": 1,
+            },
             "finance.discount_rate": {"dist": "uniform", "low": 0.08, "high": 0.12},
         },
     }

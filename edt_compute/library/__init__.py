@@ -49,9 +49,7 @@ def _yaml_message(exc: yaml.YAMLError) -> str:
         text = f"line {where.line + 1}, column {where.column + 1}: {text}"
     if exc.context:
         ctx = exc.context
-        if exc.context_mark is not None and (
-            where is None or exc.context_mark.line != where.line
-        ):
+        if exc.context_mark is not None and (where is None or exc.context_mark.line != where.line):
             ctx += f" (line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
         elif exc.context_mark is not None:
             ctx += f" (column {exc.context_mark.column + 1})"
