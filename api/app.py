@@ -7,7 +7,6 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -20,6 +19,7 @@ from api.deps import AppState, ResumeFn, SubmitFn
 from api.metrics import LatencyMiddleware, Metrics
 from api.routers import health, jobs, models, usage
 from api.settings import Settings
+from cluster import launch
 from cluster.scheduler import Launcher, Scheduler, ray_launcher
 from jobs.registry import Registry
 from jobs.storage import ResultStore
@@ -47,14 +47,6 @@ def bind_problem(settings: Settings) -> str | None:
     return None
 
 
-def _submit(*args: Any, **kwargs: Any) -> Any:
-    return ray_launcher().submit_job(*args, **kwargs)  # type: ignore[attr-defined]
-
-
-def _resume(*args: Any, **kwargs: Any) -> Any:
-    return ray_launcher().resume_job(*args, **kwargs)
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -71,8 +63,8 @@ def create_app(
         registry=registry,
         store=ResultStore(settings.storage_url()),
         tokens=tokens if tokens is not None else load_tokens(settings.tokens_file),
-        submit=submit or _submit,
-        resume=resume or (launcher.resume_job if launcher is not None else _resume),
+        submit=submit or launch.submit_job,
+        resume=resume or (launcher.resume_job if launcher is not None else launch.resume_job),
     )
     state.metrics = Metrics(registry)
 

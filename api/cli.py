@@ -1,27 +1,37 @@
-"""The `edt` command line: run jobs embedded, validate job files, inspect and resume jobs."""
+"""The `edt` command line: run and follow jobs, validate job files, inspect and resume jobs.
+
+Exit codes: 0 succeeded, 1 failed or cancelled, 2 bad input or configuration (refused before
+anything is written), 3 interrupted (resumable with `edt resume ID`), 130 stopped by Ctrl-C.
+Expected errors are one line; `edt --debug ...` shows the traceback as well.
+"""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from types import FrameType
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from api.display import console, print_summary
 from api.settings import Settings
 from edt_compute.validation import SpecError
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="EDT Compute: mass scenario and Monte Carlo runs.",
 )
-console = Console()
 err = Console(stderr=True)
+_debug = {"on": False}
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_CTRL_C = 1, 2, 3, 130
 
 StorageOpt = Annotated[
     str | None,
@@ -42,6 +52,9 @@ AddressOpt = Annotated[
         "--address", help="Ray cluster address; default embedded; env EDT_ADDRESS / RAY_ADDRESS"
     ),
 ]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", min=1, help="actors (default: one per CPU)")
+]
 ApiOpt = Annotated[
     str | None,
     typer.Option("--api", envvar="EDT_API_URL", help="over HTTP: API base URL; env EDT_API_URL"),
@@ -49,6 +62,18 @@ ApiOpt = Annotated[
 TokenOpt = Annotated[
     str | None, typer.Option("--token", envvar="EDT_TOKEN", help="bearer token; env EDT_TOKEN")
 ]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of errors")] = False,
+) -> None:
+    _debug["on"] = debug
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def _settings(storage: str | None, registry: str | None, address: str | None) -> Settings:
@@ -62,113 +87,133 @@ def _settings(storage: str | None, registry: str | None, address: str | None) ->
     )
 
 
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _open(s: Settings) -> tuple[Any, Any]:
+def _registry(s: Settings) -> Any:
+    """The registry, after its URL passed the checks (exit 2 with one line otherwise)."""
+    from jobs.config import ConfigError, check_registry_url, public_url
     from jobs.registry import Registry
+
+    try:
+        url = check_registry_url(s.registry_url(), create_folder=not s.registry)
+        return Registry(url)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except Exception as exc:  # unreachable server, bad credentials
+        first = " ".join(str(exc).split())[:300]
+        _fail(f"registry: cannot open {public_url(s.registry_url())}: {first}", EXIT_BAD_INPUT)
+
+
+def _storage(url: str) -> Any:
+    from jobs.config import ConfigError, check_storage_url
     from jobs.storage import ResultStore
 
-    return Registry(s.registry_url()), ResultStore(s.storage_url())
+    try:
+        return ResultStore(check_storage_url(url))
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
 
 
-def _fmt(x: Any, pct: bool = False) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x * 100:.2f}%" if pct else f"{x:,.3f}"
+def _job_store(record: Any, explicit: str | None) -> Any:
+    """The job's own storage (recorded at submit); an explicit --storage must agree."""
+    from jobs.storage import ResultStore
 
-
-def _print_summary(job_id: str, summary: dict[str, Any], store: Any) -> None:
-    npv, irr = summary["npv"], summary["irr"]
-    cur = summary.get("currency", "")
-    t = Table(title=f"{summary['job']} ({job_id}), money in {cur}", show_header=True)
-    t.add_column("figure")
-    t.add_column("value", justify="right")
-    rows = [
-        (
-            "scenarios",
-            f"{summary['scenarios']:,} ("
-            + ", ".join(f"{k} {v:,}" for k, v in summary["status_counts"].items() if v)
-            + ")",
-        ),
-        ("NPV mean", _fmt(npv.get("mean"))),
-        ("NPV P5", _fmt(npv.get("p5"))),
-        ("NPV P50", _fmt(npv.get("p50"))),
-        ("NPV P95", _fmt(npv.get("p95"))),
-        ("P(NPV<0)", _fmt(npv.get("prob_negative"), pct=True)),
-        ("NPV CVaR 95%", _fmt(npv.get("cvar95"))),
-        ("IRR median", _fmt(irr.get("p50"), pct=True)),
-    ]
-    conv = summary.get("convergence")
-    if conv:
-        how = "targets met" if conv["met"] else "max_samples reached, targets not met"
-        rows.append(("stopped", f"{conv['n']:,} of max {conv['max_samples']:,} ({how})"))
-        final = [r for r in conv["history"] if r["n"] == conv["n"]]
-        rows += [("target", _interval_text(r)) for r in final]
-    if summary.get("share_built") is not None:
-        rows.append(("projects built", _fmt(summary["share_built"], pct=True)))
-    for k, v in rows:
-        t.add_row(k, v)
-    console.print(t)
-    if summary.get("tornado"):
-        # One-at-a-time sets: the swings are the answer, not the distribution of 2k+1 points.
-        tt = Table("parameter", "NPV at low", "NPV at high", "swing", title="tornado (NPV)")
-        for row in summary["tornado"]:
-            tt.add_row(row["parameter"], _fmt(row["low"]), _fmt(row["high"]), _fmt(row["swing"]))
-        console.print(tt)
-    console.print(f"results: {store.url_of(job_id, 'scenarios')}", highlight=False, soft_wrap=True)
-
-
-def _convergence_text(rows: tuple[dict[str, Any], ...]) -> str:
-    """The adaptive run at its last checkpoint: the first target not met yet (or the first),
-    e.g. `n=1,053: npv mean 4,617.769 [4,518.071, 4,717.467] ±99.698 (goal ±100.000)`."""
-    if not rows:
-        return ""
-    row = next((r for r in rows if not r["met"]), rows[0])
-    met = sum(r["met"] for r in rows)
-    others = f", {met}/{len(rows)} targets met" if len(rows) > 1 else ""
-    return f"n={row['n']:,}: {_interval_text(row)}{others}"
-
-
-def _interval_text(row: dict[str, Any]) -> str:
-    pct = row["statistic"] == "prob_negative"
-    text = f"{row['metric']} {row['statistic']} {_fmt(row['estimate'], pct)}"
-    if row["half_width"] is None:
-        text += " [interval not defined yet]"
-    else:
-        bounds = f"[{_fmt(row['lower'], pct)}, {_fmt(row['upper'], pct)}]"
-        text += f" {bounds} ±{_fmt(row['half_width'], pct)}"
-    return text + f" (goal ±{_fmt(row['goal'], pct)})"
-
-
-def _run(runner: Any, job_id: str, total: int) -> Any:
-    from cluster.supervisor import Progress as JobProgress
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,}"),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[convergence]}"),
-        console=err,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(job_id, total=total, rate="", convergence="")
-
-        def update(p: JobProgress) -> None:
-            bar.update(
-                task,
-                total=p.total,  # an adaptive run's cap, then where it stopped
-                completed=p.done,
-                rate=f"{p.rate:,.0f}/s, {p.failed} failed",
-                convergence=_convergence_text(p.convergence),
+    recorded = record.storage
+    if explicit:
+        given = _storage(explicit).url
+        if recorded and given != recorded:
+            _fail(
+                f"--storage {given} is not where job {record.id} lives ({recorded}); "
+                "drop --storage to use the recorded one",
+                EXIT_BAD_INPUT,
             )
+        return ResultStore(recorded or given)
+    if recorded:
+        return ResultStore(recorded)
+    return ResultStore(Settings().storage_url())  # a job registered before storage was recorded
 
-        runner.on_progress = update
-        return runner.run(job_id)
+
+def _get(reg: Any, job_id: str) -> Any:
+    from jobs.registry import JobNotFound
+
+    try:
+        return reg.get(job_id)
+    except JobNotFound:
+        _fail(f"no job {job_id} in {reg}", EXIT_BAD_INPUT)
+
+
+def _connect(address: str | None) -> Any:
+    """Ray, embedded or at `address`; an address where nothing listens is refused at once."""
+    import socket
+
+    from cluster.runtime import connect
+
+    if address and address != "auto":
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except (OSError, ValueError):
+            _fail(f"address: no Ray cluster answers at {address}", EXIT_BAD_INPUT)
+    return connect(address)
+
+
+class _Stopped(Exception):  # noqa: N818 (Ctrl-C or SIGTERM while following)
+    pass
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise _Stopped()
+
+
+def _drive(reg: Any, store: Any, job_id: str, s: Settings, workers: int | None) -> NoReturn:
+    """Start the job's supervisor on Ray, follow it to the end, exit by its final status.
+
+    Embedded, the job lives in this process: stopping it (Ctrl-C, SIGTERM) interrupts the job
+    (resumable); a killed process is cleaned up by the reaper. On a cluster the job goes on
+    without this process."""
+    from api.follow import follow
+    from cluster.launch import start_supervisor, stop_supervisor
+    from cluster.reaper import Reaper
+    from cluster.runtime import shutdown
+    from jobs.status import JobStatus
+
+    info = _connect(s.address or None)
+    reaper = Reaper() if info.embedded else None
+    if reaper is not None:
+        reaper.watch_job(job_id, reg.url)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        start_supervisor(job_id, reg.url, address=s.address or None, workers=workers)
+        final = follow(reg, job_id, store)
+    except (KeyboardInterrupt, _Stopped):
+        if not info.embedded:
+            err.print(
+                f"{job_id} goes on running on the cluster; follow it with: edt wait {job_id}",
+                highlight=False,
+            )
+            raise typer.Exit(EXIT_CTRL_C) from None
+        stop_supervisor(job_id)
+        record = reg.get(job_id)
+        if not record.status.is_terminal():
+            reg.set_status(job_id, JobStatus.INTERRUPTED, error="stopped with its edt run")
+        err.print(f"{job_id} interrupted; resume with: edt resume {job_id}", highlight=False)
+        raise typer.Exit(EXIT_CTRL_C) from None
+    finally:
+        if info.embedded:
+            shutdown()
+            if reaper is not None:
+                reaper.bye()
+    _exit_for(final, store)
+
+
+def _exit_for(record: Any, store: Any) -> NoReturn:
+    from cluster.liveness import shown_status
+
+    status, note = shown_status(record)
+    if status == "succeeded":
+        print_summary(record.id, store.read_json(record.id, "summary.json"), store)
+        raise typer.Exit(0)
+    if status == "interrupted":
+        _fail(f"job {record.id} interrupted: {note}", EXIT_INTERRUPTED)
+    _fail(f"job {record.id} {status}" + (f": {record.error}" if record.error else ""))
 
 
 @app.command()
@@ -177,38 +222,42 @@ def run(
     storage: StorageOpt = None,
     registry: RegistryOpt = None,
     address: AddressOpt = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="actors (default: one per CPU)")
-    ] = None,
+    workers: WorkersOpt = None,
     chunk_size: Annotated[
         int | None, typer.Option("--chunk-size", min=1, help="scenarios per chunk")
     ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="cluster only: print the job id and return")
+    ] = False,
 ) -> None:
-    """Run a job file to completion on embedded (or --address) Ray and print its summary."""
-    from cluster.supervisor import JobRunner
+    """Run a job file on embedded (or --address) Ray, follow it and print its summary."""
+    from cluster.launch import start_supervisor, submit_job
     from jobs.spec import load_job
 
     s = _settings(storage, registry, address)
+    if detach and not s.address:
+        _fail("--detach needs a cluster (--address): an embedded job stops with its process", 2)
     try:
         job = load_job(job_file)
     except (SpecError, ValueError) as exc:
-        _fail(str(exc), 2)
-    reg, store = _open(s)
-    runner = JobRunner(reg, store, address=s.address or None, workers=workers)
-    record = runner.submit(job, chunk_size=chunk_size)
+        _fail(str(exc), EXIT_BAD_INPUT)
+    reg = _registry(s)
+    store = _storage(s.storage_url())
+    info = _connect(s.address or None)
+    record = submit_job(
+        reg, store, job, chunk_size=chunk_size, workers=min(workers or info.cpus, info.cpus)
+    )
     upto = "up to " if job.stopping_rule is not None else ""
     err.print(
         f"job {record.id}: {upto}{record.total_scenarios:,} scenarios"
         f" in {upto}{record.total_chunks} chunks",
         highlight=False,
     )
-    try:
-        final = _run(runner, record.id, record.total_scenarios)
-    except Exception as exc:
-        _fail(f"job {record.id} failed: {exc}")
-    if final.status.value != "succeeded":
-        _fail(f"job {record.id} {final.status.value}")
-    _print_summary(record.id, store.read_json(record.id, "summary.json"), store)
+    if detach:
+        start_supervisor(record.id, reg.url, address=s.address, workers=workers)
+        print(record.id)
+        return
+    _drive(reg, store, record.id, s, workers)
 
 
 @app.command()
@@ -217,24 +266,29 @@ def resume(
     storage: StorageOpt = None,
     registry: RegistryOpt = None,
     address: AddressOpt = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
+    workers: WorkersOpt = None,
+    detach: Annotated[bool, typer.Option("--detach", help="cluster only: do not follow")] = False,
     api: ApiOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Finish a job whose driver died: recompute only chunks with no committed part."""
+    """Finish an interrupted job: recompute only the chunks with no committed part."""
     if api:
         return cli_remote.remote_resume(api, token, job_id)
-    from cluster.supervisor import JobRunner
-    from jobs.registry import JobNotFound
+    from cluster.liveness import runner_alive
+    from jobs.status import JobStatus
 
     s = _settings(storage, registry, address)
-    reg, store = _open(s)
-    try:
-        record = reg.get(job_id)
-    except JobNotFound:
-        _fail(f"no job {job_id} in {s.registry_url()}")
+    reg = _registry(s)
+    record = _get(reg, job_id)
     if record.status.is_terminal():
-        _fail(f"job {job_id} is {record.status.value}; only unfinished jobs can be resumed")
+        _fail(
+            f"job {job_id} is {record.status.value}; only unfinished jobs can be resumed",
+            EXIT_BAD_INPUT,
+        )
+    busy = runner_alive(record) if record.status is JobStatus.RUNNING else None
+    if busy:
+        _fail(f"job {job_id} is being run by {busy}; nothing to resume")
+    store = _job_store(record, storage)
     missing = record.total_chunks - len(reg.committed_chunks(job_id))
     # An adaptive run stops at its rule, usually long before its last chunk.
     upto = "at most " if record.spec.get("scenarios", {}).get("until") else ""
@@ -242,18 +296,154 @@ def resume(
         f"job {job_id}: {upto}{missing} of {record.total_chunks} chunks to compute",
         highlight=False,
     )
-    from jobs.registry import JobBusy
+    if detach:
+        if not s.address:
+            _fail("--detach needs a cluster (--address)", EXIT_BAD_INPUT)
+        from cluster.launch import start_supervisor
 
-    runner = JobRunner(reg, store, address=s.address or None, workers=workers)
+        _connect(s.address)
+        start_supervisor(job_id, reg.url, address=s.address, workers=workers)
+        return
+    _drive(reg, store, job_id, s, workers)
+
+
+@app.command()
+def wait(job_id: str, registry: RegistryOpt = None) -> None:
+    """Follow a job started elsewhere until it ends; exit by its final status."""
+    from api.follow import follow
+
+    reg = _registry(_settings(None, registry, None))
+    record = _get(reg, job_id)
+    store = _job_store(record, None)
     try:
-        final = _run(runner, job_id, record.total_scenarios)
-    except JobBusy as exc:
-        _fail(str(exc))  # its live supervisor goes on; nothing was changed
-    except Exception as exc:
-        _fail(f"job {job_id} failed: {exc}")
-    if final.status.value != "succeeded":
-        _fail(f"job {job_id} {final.status.value}")
-    _print_summary(job_id, store.read_json(job_id, "summary.json"), store)
+        final = follow(reg, job_id, store)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_CTRL_C) from None
+    _exit_for(final, store)
+
+
+@app.command()
+def status(
+    job_id: str, registry: RegistryOpt = None, api: ApiOpt = None, token: TokenOpt = None
+) -> None:
+    """Status and progress of a job (JSON)."""
+    if api:
+        return cli_remote.remote_status(api, token, job_id)
+    from cluster.liveness import shown_status
+
+    r = _get(_registry(_settings(None, registry, None)), job_id)
+    shown, note = shown_status(r)
+    print(json.dumps(_record_json(r, shown, note), indent=2))
+
+
+def _record_json(r: Any, shown: str, note: str | None) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "name": r.name,
+        "status": shown,
+        "recorded_status": r.status.value,
+        "note": note,
+        "done": r.scenarios_done,
+        "failed": r.scenarios_failed,
+        "total": r.total_scenarios,
+        "error": r.error,
+        "message": r.message,
+        "storage": r.storage,
+        "interruptions": r.interruptions or 0,
+        "created_at": r.created_at.isoformat(),
+        "started_at": r.started_at.isoformat() if r.started_at else None,
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+        "runner": r.runner,
+        "heartbeat_at": r.heartbeat_at.isoformat() if r.heartbeat_at else None,
+    }
+
+
+@app.command()
+def jobs(
+    registry: RegistryOpt = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON array")] = False,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Recent jobs, newest first (ids are never cut, whatever the terminal width)."""
+    if api:
+        return cli_remote.remote_jobs(api, token, limit, as_json)
+    from cluster.liveness import shown_status
+
+    records = _registry(_settings(None, registry, None)).list_jobs(limit=limit)
+    rows = [(r, *shown_status(r)) for r in records]
+    if as_json:
+        print(json.dumps([_record_json(r, shown, note) for r, shown, note in rows], indent=2))
+        return
+    table = [("ID", "NAME", "STATUS", "DONE/TOTAL", "FAILED")]
+    for r, shown, _ in rows:
+        table.append(
+            (
+                r.id,
+                r.name,
+                shown,
+                f"{r.scenarios_done}/{r.total_scenarios}",
+                str(r.scenarios_failed),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:  # plain text: a script can cut the columns, a terminal never wraps ids
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@app.command()
+def cancel(
+    job_id: str, registry: RegistryOpt = None, api: ApiOpt = None, token: TokenOpt = None
+) -> None:
+    """Ask a job to stop: dispatch stops, in-flight chunks finish, committed parts stay."""
+    if api:
+        return cli_remote.remote_cancel(api, token, job_id)
+    from cluster.liveness import shown_status
+    from jobs.status import JobStatus
+
+    reg = _registry(_settings(None, registry, None))
+    r = _get(reg, job_id)
+    if shown_status(r)[0] == "interrupted" and not r.status.is_terminal():
+        # Nobody would see the flag: a job without a live supervisor is cancelled here.
+        r = reg.set_status(job_id, JobStatus.CANCELLED, error=None)
+    else:
+        r = reg.request_cancel(job_id)
+    print(f"{job_id}: {r.status.value}{' (cancel requested)' if r.cancel_requested else ''}")
+
+
+@app.command()
+def results(
+    job_id: str,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="FILE.parquet or FILE.csv")
+    ] = None,
+    storage: StorageOpt = None,
+    registry: RegistryOpt = None,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Export a job's scenario table (Parquet or CSV by extension; CSV to stdout by default)."""
+    if output is not None:
+        if output.suffix not in (".parquet", ".csv"):
+            _fail(f"-o {output}: unknown extension {output.suffix!r}; use .parquet or .csv", 2)
+        if not output.parent.absolute().is_dir():
+            _fail(f"-o {output}: the folder {output.parent.absolute()} does not exist", 2)
+    if api:
+        return cli_remote.remote_results(api, token, job_id, output)
+    reg = _registry(_settings(None, registry, None))
+    store = _job_store(_get(reg, job_id), storage)
+    if not store.list_parts(job_id):
+        _fail(f"no results for job {job_id} under {store.url}")
+    table = store.read_scenarios(job_id)
+    if output is None:
+        table.to_pandas().to_csv(sys.stdout, index=False)
+    elif output.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, output)
+    else:
+        table.to_pandas().to_csv(output, index=False)
 
 
 @app.command()
@@ -299,108 +489,26 @@ def models(
     console.print(t)
 
 
-@app.command()
-def status(
-    job_id: str, registry: RegistryOpt = None, api: ApiOpt = None, token: TokenOpt = None
-) -> None:
-    """Status and progress of a job."""
-    if api:
-        return cli_remote.remote_status(api, token, job_id)
-    from jobs.registry import JobNotFound, Registry
-
-    s = _settings(None, registry, None)
-    try:
-        r = Registry(s.registry_url()).get(job_id)
-    except JobNotFound:
-        _fail(f"no job {job_id}")
-    console.print_json(
-        json.dumps(
-            {
-                "id": r.id,
-                "name": r.name,
-                "status": r.status.value,
-                "done": r.scenarios_done,
-                "failed": r.scenarios_failed,
-                "total": r.total_scenarios,
-                "error": r.error,
-                "created_at": r.created_at.isoformat(),
-                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                "runner": r.runner,
-                "heartbeat_at": r.heartbeat_at.isoformat() if r.heartbeat_at else None,
-            }
-        )
-    )
-
-
-@app.command()
-def jobs(
-    registry: RegistryOpt = None, limit: int = 20, api: ApiOpt = None, token: TokenOpt = None
-) -> None:
-    """Recent jobs."""
-    if api:
-        return cli_remote.remote_jobs(api, token, limit)
-    from jobs.registry import Registry
-
-    s = _settings(None, registry, None)
-    t = Table("id", "name", "status", "done/total")
-    for r in Registry(s.registry_url()).list_jobs(limit=limit):
-        t.add_row(r.id, r.name, r.status.value, f"{r.scenarios_done}/{r.total_scenarios}")
-    console.print(t)
-
-
-@app.command()
-def cancel(
-    job_id: str, registry: RegistryOpt = None, api: ApiOpt = None, token: TokenOpt = None
-) -> None:
-    """Ask a job to stop: dispatch stops, in-flight chunks finish, committed parts stay."""
-    if api:
-        return cli_remote.remote_cancel(api, token, job_id)
-    from jobs.registry import JobNotFound, Registry
-
-    s = _settings(None, registry, None)
-    try:
-        r = Registry(s.registry_url()).request_cancel(job_id)
-    except JobNotFound:
-        _fail(f"no job {job_id}")
-    console.print(
-        f"{job_id}: {r.status.value}{' (cancel requested)' if r.cancel_requested else ''}"
-    )
-
-
-@app.command()
-def results(
-    job_id: str,
-    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
-    storage: StorageOpt = None,
-    api: ApiOpt = None,
-    token: TokenOpt = None,
-) -> None:
-    """Export a job's scenario table (Parquet or CSV by extension; CSV to stdout by default)."""
-    if api:
-        return cli_remote.remote_results(api, token, job_id, output)
-    from jobs.storage import ResultStore
-
-    s = _settings(storage, None, None)
-    store = ResultStore(s.storage_url())
-    try:
-        parts = store.list_parts(job_id)
-    except ValueError as exc:
-        _fail(str(exc), 2)
-    if not parts:
-        _fail(f"no results for job {job_id} under {s.storage_url()}")
-    table = store.read_scenarios(job_id)
-    if output is None:
-        table.to_pandas().to_csv(sys.stdout, index=False)
-    elif output.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, output)
-    else:
-        table.to_pandas().to_csv(output, index=False)
-
-
 # The HTTP side of the CLI (serve, scheduler, submit, usage, --api variants) lives there.
 from api import cli_remote  # noqa: E402
 
+
+def main() -> None:
+    """Entry point: an unexpected error is one line (the traceback with --debug)."""
+    from jobs.faults import one_line
+
+    try:
+        app()
+    except Exception as exc:
+        if _debug["on"]:
+            raise
+        err.print(
+            f"[red]error:[/red] {one_line(exc)} (edt --debug ... shows the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_FAILED)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

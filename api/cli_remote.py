@@ -22,21 +22,16 @@ from api.cli import (
     RegistryOpt,
     StorageOpt,
     TokenOpt,
+    _fail,
     _settings,
     app,
-    console,
     err,
 )
+from api.display import console
 from edt_compute.validation import SpecError
 
-# Exit codes of `submit --wait` by final status (0 only for succeeded).
-EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3, "interrupted": 4}
-
-
-def _die(message: str, code: int = 1) -> None:
-    """One line on stderr, never wrapped (scripts and log files read it whole)."""
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+# Exit codes of `submit --wait` by final status, as `edt run` and `edt wait` (api.cli).
+EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 1, "interrupted": 3}
 
 
 def _client(api: str, token: str | None) -> Any:
@@ -55,9 +50,9 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except ApiError as exc:
-        _die(f"{exc.message} ({exc.status} {exc.code})", 2 if exc.status in (413, 422) else 1)
+        _fail(f"{exc.message} ({exc.status} {exc.code})", 2 if exc.status in (413, 422) else 1)
     except httpx.HTTPError as exc:
-        _die(f"cannot reach the API: {exc}")
+        _fail(f"cannot reach the API: {exc}")
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
@@ -113,9 +108,9 @@ def remote_results(api: str, token: str | None, job_id: str, output: Path | None
                 writer.writerow(row)
             return
         if output.suffix not in (".parquet", ".csv"):
-            _die(f"{output}: use a .parquet or .csv file name", 2)
+            _fail(f"{output}: use a .parquet or .csv file name", 2)
         if not output.parent.is_dir():
-            _die(f"{output.parent}: no such folder", 2)
+            _fail(f"{output.parent}: no such folder", 2)
         _call(c.download, job_id, output)
     err.print(f"{job_id}: results written to {output}", highlight=False)
 
@@ -156,13 +151,13 @@ def submit(
     storage: StorageOpt = None,
     registry: RegistryOpt = None,
 ) -> None:
-    """Queue a job (over --api, or in the local registry for `edt serve`/`edt scheduler`)."""
+    """Queue a job over --api, or in the local registry (for `edt serve`/`edt scheduler`)."""
     from jobs.spec import load_job
 
     try:
         job = load_job(job_file)
     except (SpecError, ValueError) as exc:
-        _die(str(exc), 2)
+        _fail(str(exc), 2)
     if api:
         with _client(api, token) as c:
             record = _call(c.submit, job.document())
@@ -173,16 +168,19 @@ def submit(
             if final == "succeeded":
                 console.print_json(json.dumps(_call(c.summary, record.id)))
         raise typer.Exit(EXIT_CODES.get(final, 1))
-    from cluster.launch import submit_job  # type: ignore[import-not-found, unused-ignore]
+    import os
 
-    from jobs.registry import Registry
-    from jobs.storage import ResultStore
+    from api.cli import _exit_for, _registry, _storage
+    from api.follow import follow
+    from cluster.launch import submit_job
 
     s = _settings(storage, registry, None)
-    rec = submit_job(Registry(s.registry_url()), ResultStore(s.storage_url()), job)
+    reg, store = _registry(s), _storage(s.storage_url())
+    # Chunks sized for this machine's CPUs: a queued job must not need Ray to be submitted.
+    rec = submit_job(reg, store, job, workers=s.workers or os.cpu_count() or 1)
     print(rec.id)
     if wait:
-        _die("--wait needs --api (locally: edt wait ID)", 2)
+        _exit_for(follow(reg, rec.id, store), store)
 
 
 @app.command()
@@ -213,11 +211,16 @@ def serve(
     if not scheduler:
         s = s.model_copy(update={"scheduler": False})
     if problem := bind_problem(s):
-        _die(problem, 2)
+        _fail(problem, 2)
+    from api.cli import _registry, _storage
+
+    # Bad registry or storage settings: one line and exit 2, before anything listens.
+    checked = {"registry": _registry(s).url, "storage": _storage(s.storage_url()).url}
+    s = s.model_copy(update=checked)
     try:
         tokens = load_tokens(s.tokens_file)
     except TokensFileError as exc:
-        _die(str(exc), 2)
+        _fail(str(exc), 2)
     if not tokens.enabled:
         err.print(
             f"no tokens file (EDT_TOKENS_FILE): serving without authentication on {s.host} only",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -79,6 +80,17 @@ def visible_job(state: AppState, caller: Principal, job_id: str) -> JobRecord:
     if not caller.sees_tenant(record.tenant):
         raise not_found(f"no job {job_id}")
     return record
+
+
+def chunk_workers(state: AppState) -> int:
+    """The worker count new jobs' chunks are sized for; a submit never starts Ray itself."""
+    if state.settings.workers:
+        return state.settings.workers
+    import ray
+
+    if ray.is_initialized():
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return os.cpu_count() or 1
 
 
 def job_store(record: JobRecord, state: AppState) -> ResultStore:

@@ -12,7 +12,6 @@ or interrupted, and Ray says which supervisors are alive, so a restarted schedul
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -50,9 +49,10 @@ class Launcher(Protocol):
 
 
 def ray_launcher() -> Launcher:
-    """The real launcher: named supervisor actors on Ray."""
-    module: Any = importlib.import_module("cluster.launch")
-    return module
+    """The real launcher: named supervisor actors on Ray (`cluster.launch`)."""
+    from cluster import launch
+
+    return launch
 
 
 @dataclass

@@ -3,8 +3,14 @@
 The supervisor is the only writer of a job's registry row while it runs. It keeps a bounded
 number of chunks in flight (backpressure: results are written by the actors, but a job of a
 million scenarios must not queue a million tasks), records each committed chunk, updates
-progress, and polls the cancel flag. `resume` is the same loop over the chunks that have no
-committed part, so a crashed driver loses at most the chunks that were in flight.
+progress, and polls the cancel flag. `run` on a job that already has committed chunks
+computes only the others, so a lost supervisor costs at most the chunks that were in flight.
+On a cluster it runs inside the job's named supervisor actor (`cluster.launch`).
+
+Infrastructure faults (storage or registry unreachable) are waited out with backoff for
+`fault_timeout` seconds, the registry saying what the job waits for; past that the job is
+`interrupted` (resumable) with a one-line reason. A failed chunk is handled by
+`cluster.chunk_queue` (retry, bisect the scenario that crashes its worker, or fail).
 
 An adaptive job (Monte Carlo with `until`) stops dispatching once its rule is met on the
 committed prefix of scenario ids (`jobs.adaptive`); chunks then in flight finish and are
@@ -13,95 +19,53 @@ trimmed out of the dataset, so it holds exactly the prefix that met the rule.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
-import re
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
+import sqlalchemy as sa
 
+from cluster.chunk_queue import ChunkQueue, Work
+from cluster.liveness import Heartbeat, runner_alive
 from cluster.pool import start_pool, stop_pool
 from cluster.runtime import connect
 from edt_compute import __version__
 from jobs.adaptive import PrefixMonitor, trim_to_prefix
+from jobs.faults import (
+    InfrastructureError,
+    Outage,
+    RegistryUnavailable,
+    StorageUnavailable,
+    fault_timeout,
+    one_line,
+    retry,
+)
 from jobs.registry import JobBusy, JobRecord, Registry
 from jobs.spec import PreparedJob, prepare_job
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
 from jobs.summary import build_summary
 
+__all__ = ["JobRunner", "Progress", "default_chunk_size", "runner_alive"]
+
 _PER_ACTOR = 2
-CHUNK_ATTEMPTS = 3
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-HEARTBEAT_SECONDS = 5.0
-STALE_SECONDS = 60.0
-
-
-def runner_alive(record: JobRecord, now: datetime | None = None) -> str | None:
-    """The job's runner if it looks alive. On this host the process table decides (a killed
-    driver is known dead at once, a busy one alive); elsewhere a heartbeat younger than
-    STALE_SECONDS."""
-    if not record.runner or record.heartbeat_at is None:
-        return None
-    age = ((now or datetime.now(UTC)) - record.heartbeat_at).total_seconds()
-    host, _, rest = record.runner.partition(":")
-    pid = rest.partition(":")[0]
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass  # exists, owned by someone else
-        return f"{record.runner} (process alive on this host)"
-    if age > STALE_SECONDS:
-        return None
-    return f"{record.runner} (heartbeat {age:.0f} s ago)"
-
-
-class _Heartbeat:
-    """Says in the registry, from a thread, that this supervisor is alive, also while it is
-    blocked (waiting for CPUs, reading parts, writing the summary); `check` raises JobBusy once
-    another supervisor has taken the job over."""
-
-    def __init__(self, registry: Registry, job_id: str, runner: str) -> None:
-        self.registry, self.job_id, self.runner = registry, job_id, runner
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                if not self.registry.heartbeat(self.job_id, self.runner):
-                    self.lost = True
-                    return
-            except Exception:  # a registry hiccup: try again at the next beat
-                continue
-
-    def check(self, record: JobRecord | None = None) -> None:
-        current = record if record is not None else self.registry.get(self.job_id)
-        if self.lost or current.runner != self.runner:
-            self.lost = True
-            raise JobBusy(f"job {self.job_id} was taken over by another supervisor")
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def _plain(exc: BaseException) -> str:
-    """An error for the registry: type and message, without the terminal colours Ray adds."""
-    return _ANSI.sub("", f"{type(exc).__name__}: {exc}")[:4000]
+_CRASHES = (
+    ray.exceptions.RayActorError,
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.OutOfMemoryError,
+    ray.exceptions.NodeDiedError,
+)
+log = logging.getLogger("edt.supervisor")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,6 +78,12 @@ class Progress:
     # Adaptive runs: one row per target at the last checkpoint (n, metric, statistic,
     # estimate, lower, upper, half_width, goal, met), as in summary.json's history.
     convergence: tuple[dict[str, Any], ...] = ()
+
+
+class _Stop(Exception):  # noqa: N818 (control flow: the dispatch loop ended early)
+    def __init__(self, status: JobStatus, reason: str | None = None) -> None:
+        super().__init__(reason or status.value)
+        self.status, self.reason = status, reason
 
 
 def default_chunk_size(job: PreparedJob, workers: int) -> int:
@@ -133,6 +103,14 @@ def default_chunk_size(job: PreparedJob, workers: int) -> int:
     return max(1, min(max(per_worker, 1000), 20000))
 
 
+def _db_error(exc: Exception) -> bool:
+    return isinstance(exc, sa.exc.DBAPIError | sa.exc.DisconnectionError)
+
+
+def _storage_error(exc: Exception) -> bool:
+    return not isinstance(exc, FileNotFoundError | ValueError | KeyError | TypeError)
+
+
 class JobRunner:
     def __init__(
         self,
@@ -142,20 +120,62 @@ class JobRunner:
         address: str | None = None,
         workers: int | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        incarnation: str | None = None,
+        fault_seconds: float | None = None,
     ) -> None:
+        """`incarnation`: an id that a restarted supervisor keeps (its Ray actor id), so that
+        it takes its own job back from its dead predecessor at once."""
         self.registry = registry
         self.store = store
         self.address = address
         self.workers = workers
         self.on_progress = on_progress
+        self.incarnation = incarnation or uuid.uuid4().hex[:8]
+        self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{self.incarnation}"
+        self.fault_seconds = fault_timeout() if fault_seconds is None else fault_seconds
         self.actors: list[Any] = []
         self.actor_pids: list[int] = []
         self.dispatched: list[int] = []
         self.timings: dict[int, dict[str, float]] = {}
-        self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.wall_seconds = 0.0
         self.pool_size = 0
         self.monitor: PrefixMonitor | None = None
+        self._queue: ChunkQueue | None = None
+
+    # ---- retried access to the registry and storage ---------------------------------
+
+    def _wait_note(self, job_id: str) -> Callable[[str], None]:
+        def note(message: str) -> None:
+            log.warning("job %s: %s", job_id, message)
+
+        return note
+
+    def _reg(self, job_id: str, call: Callable[[], T]) -> T:
+        return retry(
+            call,
+            what=f"registry {self.registry}",
+            budget=self.fault_seconds,
+            wrap=RegistryUnavailable,
+            transient=_db_error,
+            on_wait=self._wait_note(job_id),
+        )
+
+    def _io(self, job_id: str, call: Callable[[], T]) -> T:
+        def note(message: str) -> None:
+            self._wait_note(job_id)(message)
+            with contextlib.suppress(Exception):  # what it waits for is also in the log
+                self.registry.set_message(job_id, message)
+
+        return retry(
+            call,
+            what=f"storage {self.store.url}",
+            budget=self.fault_seconds,
+            wrap=StorageUnavailable,
+            transient=_storage_error,
+            on_wait=note,
+        )
+
+    # ---- submit and run -------------------------------------------------------------
 
     def submit(
         self, job: PreparedJob, chunk_size: int | None = None, tenant: str = "default"
@@ -174,6 +194,7 @@ class JobRunner:
             tenant=tenant,
             priority=job.spec.priority,
             labels=job.spec.labels,
+            storage=self.store.url,
         )
         self.store.write_job_spec(record.id, doc)
         return record
@@ -184,43 +205,60 @@ class JobRunner:
         info = connect(self.address, self.workers)
         return max(1, min(self.workers or info.cpus, info.cpus))
 
+    def _mine(self, record: JobRecord) -> bool:
+        """The recorded runner is an earlier incarnation of this supervisor (Ray restarted
+        it, so that one is dead)."""
+        return record.runner is not None and record.runner.split(":")[-1] == self.incarnation
+
     def run(self, job_id: str) -> JobRecord:
-        """Run (or resume) a job until it succeeds, fails or is cancelled."""
-        record = self.registry.get(job_id)
+        """Run (or resume) a job until it succeeds, fails, is cancelled or interrupted."""
+        record = self._reg(job_id, lambda: self.registry.get(job_id))
         if record.status.is_terminal():
             raise ValueError(
                 f"job {job_id} is already {record.status.value}; a finished job is never rerun"
             )
         busy = runner_alive(record)
-        if busy:
+        if busy and not self._mine(record):
             raise JobBusy(f"job {job_id} is being run by {busy}; cancel it or wait for it")
         job = prepare_job(dict(record.spec))
         size = int(record.spec["chunk_size"])
         started = datetime.now(UTC)
         self.registry.take_over(job_id, self.runner_id, record.runner)
         self.registry.set_status(job_id, JobStatus.RUNNING)
-        beat = _Heartbeat(self.registry, job_id, self.runner_id)
+        log.info("job %s: running (%s), supervisor %s", job_id, job.spec.name, self.runner_id)
+        beat = Heartbeat(self.registry, job_id, self.runner_id)
         try:
             connect(self.address, self.workers)
             try:
-                outcome = self._dispatch(record, job, size, beat)
+                self._dispatch(record, job, size, beat)
+                self._finish(record, job, started)
             finally:
                 stop_pool(self.actors)
                 self.actors = []
-            if outcome == "cancelled":
-                beat.check()
-                return self.registry.set_status(job_id, JobStatus.CANCELLED)
-            self._finish(record, job, started)
-            beat.check()
+            self._reg(job_id, lambda: beat.check(self.registry.get(job_id)))
         except JobBusy:
             raise  # the job belongs to another supervisor now: its status is not ours to set
+        except _Stop as stop:
+            return self._end(job_id, stop.status, stop.reason)
+        except InfrastructureError as exc:
+            return self._end(job_id, JobStatus.INTERRUPTED, one_line(exc))
         except Exception as exc:
             # Whatever fails (a chunk after its retries, the summary), the job says so.
-            self.registry.set_status(job_id, JobStatus.FAILED, error=_plain(exc))
+            self._end(job_id, JobStatus.FAILED, one_line(exc, 1000))
             raise
         finally:
             beat.stop()
-        return self.registry.set_status(job_id, JobStatus.SUCCEEDED)
+        return self._end(job_id, JobStatus.SUCCEEDED)
+
+    def _end(self, job_id: str, status: JobStatus, reason: str | None = None) -> JobRecord:
+        log.log(
+            logging.INFO if status is JobStatus.SUCCEEDED else logging.WARNING,
+            "job %s: %s%s",
+            job_id,
+            status.value,
+            f": {reason}" if reason else "",
+        )
+        return self._reg(job_id, lambda: self.registry.set_status(job_id, status, error=reason))
 
     def _start_monitor(self, record: JobRecord, job: PreparedJob, size: int) -> None:
         """Adaptive runs: follow the committed prefix; on resume, replay what is committed."""
@@ -228,7 +266,11 @@ class JobRunner:
         if job.stopping_rule is None:
             return
         self.monitor = PrefixMonitor(
-            job, size, lambda k, columns: self.store.read_part(record.id, k, columns=columns)
+            job,
+            size,
+            lambda k, columns: self._io(
+                record.id, lambda: self.store.read_part(record.id, k, columns=columns)
+            ),
         )
         for k in self.registry.committed_chunks(record.id):
             self.monitor.commit(k)
@@ -241,94 +283,169 @@ class JobRunner:
         stopped = self.monitor.advance()
         if len(self.monitor.history) > seen:
             # Readable while the job runs (e.g. by the API), before summary.json exists.
-            self.store.write_json(job_id, "convergence.json", self.monitor.report())
+            report = self.monitor.report()
+            self._io(job_id, lambda: self.store.write_json(job_id, "convergence.json", report))
         return stopped
 
-    def _dispatch(self, record: JobRecord, job: PreparedJob, size: int, beat: _Heartbeat) -> str:
-        committed = self.registry.committed_chunks(record.id)
+    def _milp_ref(self, job: PreparedJob) -> Any:
+        """Optimize mode: the MILP compiled once here, shared with every actor."""
+        if job.spec.mode != "optimize":
+            return None
+        from solvers import compile_milp
+
+        return ray.put(compile_milp(job.model))
+
+    def _dispatch(self, record: JobRecord, job: PreparedJob, size: int, beat: Heartbeat) -> None:
+        committed = self._reg(record.id, lambda: self.registry.committed_chunks(record.id))
         self._start_monitor(record, job, size)
         stopped = self.monitor is not None and self.monitor.stopped
         pending = [k for k in range(record.total_chunks) if k not in committed and not stopped]
+        bounds = {k: (k * size, min((k + 1) * size, job.total)) for k in pending}
+        queue = self._queue = ChunkQueue(pending, bounds)
         self.dispatched = []
         n_actors = max(1, min(self._pool_size(), len(pending) or 1))
         self.actors = start_pool(self.store.url, n_actors)
         self.actor_pids = ray.get([a.pid.remote() for a in self.actors])
-        doc_ref = ray.put(dict(record.spec))
+        doc_ref, milp_ref = ray.put(dict(record.spec)), self._milp_ref(job)
         done = sum(c.rows for c in self.registry.chunks(record.id))
         failed = record.scenarios_failed
         base_done, t0 = done, time.perf_counter()
-        in_flight: dict[Any, int] = {}
-        # Two chunks queued per actor: the next one starts while the driver records the last.
+        # Two tasks queued per actor: the next one starts while the driver records the last.
         idle = list(range(n_actors)) * _PER_ACTOR
-        busy: dict[Any, int] = {}
-        queue = list(pending)
+        in_flight: dict[Any, tuple[Work, int]] = {}
+        outage = Outage(self.fault_seconds)
         cancelled = False
-        attempts: dict[int, int] = {}
         parked: dict[int, str] = {}
         last_poll = time.monotonic()
         while queue or in_flight:
-            while queue and idle and not cancelled:
-                k = queue.pop(0)
-                a = idle.pop(0)
-                start, stop = k * size, min((k + 1) * size, job.total)
-                ref = self.actors[a].run.remote(
-                    record.id, record.spec_hash, doc_ref, k, start, stop
-                )
-                in_flight[ref], busy[ref] = k, a
-                self.dispatched.append(k)
+            while idle and not cancelled and (taken := queue.take(idle)) is not None:
+                work, a = taken
+                in_flight[self._send(record, work, a, doc_ref, milp_ref, bounds)] = (work, a)
             if cancelled and not in_flight:
                 break
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
             for ref in ready:
-                k = in_flight.pop(ref)
-                idle.append(busy.pop(ref))
+                work, a = in_flight.pop(ref)
+                idle.append(a)
                 try:
                     info = ray.get(ref)
                 except Exception as exc:
-                    if self._beyond_stop(k):
-                        continue  # its rows would be discarded anyway
-                    # Ray re-runs a chunk whose worker died; an exception (storage down, say)
-                    # gets a few more attempts here before it fails the job.
-                    attempts[k] = attempts.get(k, 0) + 1
-                    if cancelled:
-                        continue  # not needed any more: the job stops with what is committed
-                    if attempts[k] > CHUNK_ATTEMPTS:
-                        error = f"chunk {k} failed {attempts[k]} times: {_plain(exc)}"
+                    if cancelled or self._beyond_stop(work.chunk):
+                        continue  # not needed any more
+                    error = self._failed(record.id, work, a, exc, queue, outage)
+                    if error is not None:
                         if self.monitor is None:
                             raise RuntimeError(error) from None
-                        # An adaptive run may stop before this chunk: decide at the end.
-                        parked[k] = error
-                        continue
-                    queue.insert(0, k)
+                        parked[work.chunk] = error  # an adaptive run may stop before it
                     continue
-                self.timings[info["chunk"]] = {
-                    "compute_seconds": info["compute_seconds"],
-                    "task_seconds": info["seconds"],
-                }
-                if self.registry.record_chunk(
-                    record.id, info["chunk"], info["rows"], info["node"], info["path"]
-                ):
-                    done += info["rows"]
-                    failed += info["failed"]
-                self.registry.update_progress(record.id, done, failed)
+                if work.probe is not None:
+                    queue.probe_done(work)
+                    continue
+                if outage.recovered():
+                    log.info("job %s: storage answers again", record.id)
+                    self._reg(record.id, lambda: self.registry.set_message(record.id, None))
+                done, failed = self._commit(record, info, done, failed)
                 if self.monitor is not None:
-                    self.monitor.commit(k)
+                    self.monitor.commit(work.chunk)
                     if not self.monitor.stopped and self._checkpoint(record.id):
                         queue.clear()  # stop dispatching; chunks in flight finish
                 self._report(done, failed, job.total, base_done, t0)
+            if outage.expired and not in_flight:
+                raise _Stop(
+                    JobStatus.INTERRUPTED,
+                    f"storage {self.store.url} unreachable for {outage.elapsed:.0f} s: "
+                    f"{outage.last_error}",
+                )
             if time.monotonic() - last_poll > 0.5:
                 last_poll = time.monotonic()
-                now = self.registry.get(record.id)
+                now = self._reg(record.id, lambda: self.registry.get(record.id))
                 beat.check(now)
-                if now.cancel_requested:
+                if now.cancel_requested and not cancelled:
                     cancelled = True
                     queue.clear()
         self.wall_seconds = time.perf_counter() - t0
         self.pool_size = n_actors
         needed = [k for k in sorted(parked) if not self._beyond_stop(k)]
-        if needed and not cancelled:
+        if cancelled:
+            raise _Stop(JobStatus.CANCELLED)
+        if needed:
             raise RuntimeError(parked[needed[0]])
-        return "cancelled" if cancelled else "done"
+
+    def _send(
+        self,
+        record: JobRecord,
+        work: Work,
+        a: int,
+        doc_ref: Any,
+        milp_ref: Any,
+        bounds: dict[int, tuple[int, int]],
+    ) -> Any:
+        actor = self.actors[a]
+        if work.probe is not None:
+            return actor.probe.remote(record.spec_hash, doc_ref, milp_ref, list(work.probe))
+        self.dispatched.append(work.chunk)
+        start, stop = bounds[work.chunk]
+        crashed = self._queue_crashed(work)
+        return actor.run.remote(
+            record.id, record.spec_hash, doc_ref, milp_ref, work.chunk, start, stop, crashed
+        )
+
+    def _queue_crashed(self, work: Work) -> list[int]:
+        return self._queue.crashed_ids(work.chunk) if self._queue is not None else []
+
+    def _failed(
+        self,
+        job_id: str,
+        work: Work,
+        a: int,
+        exc: Exception,
+        queue: ChunkQueue,
+        outage: Outage,
+    ) -> str | None:
+        """Handle a task that raised; the error to fail the job with, if it must fail."""
+        if isinstance(exc, StorageUnavailable):
+            outage.failed(one_line(exc))
+            message = (
+                f"waiting for storage {self.store.url} ({outage.last_error}); "
+                f"retrying for {outage.remaining():.0f} s more"
+            )
+            log.warning("job %s: chunk %d: %s", job_id, work.chunk, message)
+            self._reg(job_id, lambda: self.registry.set_message(job_id, message))
+            if not outage.expired:
+                queue.storage_failed(work, a, outage.failures)
+            return None
+        if isinstance(exc, _CRASHES):
+            what = "probe of chunk" if work.probe is not None else "chunk"
+            log.warning(
+                "job %s: %s %d: worker process died: %s", job_id, what, work.chunk, one_line(exc)
+            )
+            if queue.worker_died(work):
+                return None
+            return f"chunk {work.chunk} keeps crashing its worker process: {one_line(exc)}"
+        log.warning("job %s: chunk %d failed: %s", job_id, work.chunk, one_line(exc))
+        if queue.errored(work):
+            return None
+        return f"chunk {work.chunk} failed {queue.errors[work.chunk]} times: {one_line(exc)}"
+
+    def _commit(
+        self, record: JobRecord, info: dict[str, Any], done: int, failed: int
+    ) -> tuple[int, int]:
+        k = info["chunk"]
+        self.timings[k] = {
+            "compute_seconds": info["compute_seconds"],
+            "task_seconds": info["seconds"],
+        }
+        recorded = self._reg(
+            record.id,
+            lambda: self.registry.record_chunk(
+                record.id, k, info["rows"], info["node"], info["path"], info["compute_seconds"]
+            ),
+        )
+        if recorded:
+            done += info["rows"]
+            failed += info["failed"]
+        self._reg(record.id, lambda: self.registry.update_progress(record.id, done, failed))
+        return done, failed
 
     def _beyond_stop(self, chunk: int) -> bool:
         last = self.monitor.last_chunk() if self.monitor is not None else None
@@ -349,28 +466,40 @@ class JobRunner:
         self.on_progress(Progress(done, failed, total, rate, eta, convergence))
 
     def _finish(self, record: JobRecord, job: PreparedJob, started: datetime) -> None:
+        jid = record.id
         size = int(record.spec["chunk_size"])
-        chunks = self.registry.chunks(record.id)
+        chunks = self._reg(jid, lambda: self.registry.chunks(jid))
         total, convergence = job.total, None
         if self.monitor is not None:
             if self.monitor.stop_n is None:
-                raise RuntimeError(f"job {record.id}: every chunk is in, yet the rule never ran")
+                raise RuntimeError(f"job {jid}: every chunk is in, yet the rule never ran")
             total = self.monitor.stop_n
-            extra = trim_to_prefix(self.store, record.id, total, size, chunks)
+            extra = self._io(jid, lambda: trim_to_prefix(self.store, jid, total, size, chunks))
             convergence = self.monitor.report(extra)
             chunks = [c for c in chunks if c.chunk_index * size < total]
-        table = self.store.read_scenarios(record.id)
+        table = self._io(jid, lambda: self.store.read_scenarios(jid))
         if table.num_rows != total:
-            raise RuntimeError(
-                f"job {record.id}: {table.num_rows} scenario rows for {total} scenarios"
-            )
+            raise RuntimeError(f"job {jid}: {table.num_rows} scenario rows for {total} scenarios")
         summary = build_summary(table, job, convergence)
-        self.store.write_json(record.id, "summary.json", summary)
+        self._io(jid, lambda: self.store.write_json(jid, "summary.json", summary))
         if self.monitor is not None:
-            # The registry's done count is the final dataset's, not what was computed.
+            # The registry's counts are the final dataset's, not what was computed.
             failed = sum(summary["status_counts"][s] for s in ("infeasible", "time_limit", "error"))
-            self.registry.update_progress(record.id, total, failed)
-        manifest = {
+            self._reg(jid, lambda: self.registry.finish_adaptive(jid, total, failed))
+        manifest = self._manifest(record, job, chunks, total, size, started, convergence)
+        self._io(jid, lambda: self.store.write_json(jid, "manifest.json", manifest))
+
+    def _manifest(
+        self,
+        record: JobRecord,
+        job: PreparedJob,
+        chunks: list[Any],
+        total: int,
+        size: int,
+        started: datetime,
+        convergence: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        manifest: dict[str, Any] = {
             "job_id": record.id,
             "name": job.spec.name,
             "spec_hash": record.spec_hash,
@@ -402,4 +531,4 @@ class JobRunner:
                 "stopped_by": convergence["stopped_by"],
                 "extra_scenarios_discarded": convergence["extra_scenarios_discarded"],
             }
-        self.store.write_json(record.id, "manifest.json", manifest)
+        return manifest

@@ -11,6 +11,8 @@ Fields common to all (`dist` is the discriminator):
 - `truncate: [low, high]` restricts the distribution to that interval (null = unbounded on that
   side). u is mapped into [F(low), F(high)] before the ppf, so a truncated draw still uses one
   uniform. Bounds are in the distribution's own units (on the multiplier in multiplier mode).
+  A job is refused when a distribution's `support()` (scipy's, truncated) can leave the
+  parameter's domain (`edt_compute.domains`): truncation is how an unbounded law fits.
 
 Parameterisations:
 - `normal`: mean, std.
@@ -28,7 +30,7 @@ Parameterisations:
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -73,8 +75,18 @@ class _DistBase(BaseModel):
             raise ValueError(f"truncate: [{lo}, {hi}] has zero probability under this distribution")
         return self
 
+    # Whether draws can take the ends of `support()` themselves (a discrete law's atoms); a
+    # continuous law's ends have probability 0.
+    attains_support_ends: ClassVar[bool] = False
+
     def _check_params(self) -> None:
         """Raise ValueError naming the field when parameters are inconsistent."""
+
+    def support(self) -> tuple[float, float]:
+        """The smallest interval holding every draw, in the distribution's own units."""
+        low, high = (float(x) for x in self.frozen().support())
+        t_low, t_high = self.bounds()
+        return max(low, t_low), min(high, t_high)
 
     def frozen(self) -> Any:
         """The scipy.stats frozen distribution, before truncation."""
@@ -196,6 +208,7 @@ class Pert(_Peaked):
 
 class Discrete(_DistBase):
     dist: Literal["discrete"]
+    attains_support_ends: ClassVar[bool] = True
     values: list[float] = Field(min_length=1)
     probabilities: list[float] = Field(min_length=1)
 
@@ -223,6 +236,10 @@ class Discrete(_DistBase):
     def _mass(self, lo: float, hi: float) -> float:
         _, ps = self._support()
         return float(ps.sum())
+
+    def support(self) -> tuple[float, float]:
+        xs, _ = self._support()  # the frozen law's support is of indices, not values
+        return float(xs[0]), float(xs[-1])
 
     def frozen(self) -> Any:
         xs, ps = self._support()

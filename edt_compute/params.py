@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 import numpy as np
-from pydantic import BaseModel
 
+from edt_compute.domains import domain_of
 from edt_compute.model import EnterpriseModel
 
 # Fields that are numbers but not addressable: integers that define structure, not values.
@@ -70,41 +70,16 @@ def scenario_problems(
 ) -> list[str | None]:
     """Per scenario, the first value that breaks a model constraint (or None when all are valid).
 
-    Sampled values get the same bounds as values written in the model file (capacity >= 0,
-    availability in [0, 1], ...), so that a bad draw fails its scenario, not the whole chunk.
+    Sampled values get the same domains as values written in the model file (capacity >= 0,
+    availability in [0, 1], ...: `edt_compute.domains`), so that a bad draw fails its
+    scenario, not the whole chunk.
     """
-    from edt_compute.model import Finance, Market, Project, Storage, Unit
-
-    classes: dict[str, type[BaseModel]] = {
-        "units": Unit,
-        "storages": Storage,
-        "markets": Market,
-        "projects": Project,
-    }
     out: list[str | None] = [None] * n
-    checks = (
-        ("ge", np.less, ">="),
-        ("gt", np.less_equal, ">"),
-        ("le", np.greater, "<="),
-        ("lt", np.greater_equal, "<"),
-    )
     for path, values in scalars.items():
         arr = np.broadcast_to(np.asarray(values, dtype=float), (n,))
-        parts = path.split(".")
         finite = np.isfinite(arr)
-        failures: list[tuple[np.ndarray, str]] = [(~finite, "must be a finite number")]
-        if parts[0] == "finance":
-            metadata = Finance.model_fields[parts[1]].metadata
-        elif len(parts) == 4:  # recipe entries
-            metadata = []
-            failures.append((finite & (arr <= 0), "must be > 0"))
-        else:
-            metadata = classes[parts[0]].model_fields[parts[2]].metadata
-        for rule in metadata:
-            for attr, op, text in checks:
-                bound = getattr(rule, attr, None)
-                if bound is not None:
-                    failures.append((finite & op(arr, bound), f"must be {text} {bound}"))
+        failures = [(~finite, "must be a finite number")]
+        failures += [(finite & mask, what) for mask, what in domain_of(path).failures(arr)]
         for mask, what in failures:
             for i in np.flatnonzero(mask):
                 if out[i] is None:

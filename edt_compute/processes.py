@@ -37,6 +37,11 @@ class _ProcessBase(BaseModel):
         """Why this process cannot run from `base`, or None."""
         return None
 
+    def support(self, base: float) -> tuple[float, float, bool]:
+        """(low, high, attained): an interval holding every simulated price; `attained`
+        when its ends are prices a path can take."""
+        raise NotImplementedError
+
     @staticmethod
     def normals_needed(horizon: int) -> int:
         return max(horizon - 1, 0)
@@ -50,6 +55,13 @@ class GBM(_ProcessBase):
     process: Literal["gbm"]
     mu: float = Field(default=0.0, description="annual drift: E[S_t] = s0 exp(mu t)")
     sigma: float = Field(ge=0, description="annual volatility of log returns")
+
+    def support(self, base: float) -> tuple[float, float, bool]:
+        # A GBM never changes sign: a multiple of s0 by a positive factor.
+        s0 = self.start(base)
+        if s0 == 0:
+            return 0.0, 0.0, True
+        return (0.0, math.inf, False) if s0 > 0 else (-math.inf, 0.0, False)
 
     def simulate(self, z: np.ndarray, base: float, dt: float) -> np.ndarray:
         steps = (self.mu - 0.5 * self.sigma**2) * dt + self.sigma * math.sqrt(dt) * z
@@ -75,6 +87,14 @@ class OU(_ProcessBase):
                 f" mean={self.level(base)} (the defaults are the base value)"
             )
         return None
+
+    def support(self, base: float) -> tuple[float, float, bool]:
+        if self.log:
+            return 0.0, math.inf, False
+        if self.sigma == 0:  # a deterministic glide from s0 towards the mean
+            s0, m = self.start(base), self.level(base)
+            return min(s0, m), max(s0, m), True
+        return -math.inf, math.inf, False
 
     def step_coefficients(self, dt: float) -> tuple[float, float]:
         """(decay, noise std) of one exact step."""

@@ -14,12 +14,13 @@ Kinds and scenario order:
   parameter in the order given its low then its high, with the others at base.
 - `monte_carlo`: `samples` draws of `parameters: {path: Distribution}` and
   `processes: {path: PriceProcess}`, by `method` mc (Philox streams), lhs (one Latin hypercube
-  of all samples) or sobol (one scrambled Sobol sequence; balanced only when samples is a power
-  of 2). Dimensions of a draw: the parameters in the order given, then horizon - 1 normals per
-  process path in the order given. With `until` (an adaptive run, `edt_compute.convergence`)
-  the ids run up to the cap `until.max_samples` (or `samples`), lhs stays one design of that
-  many points, and sobol becomes randomised QMC: scenario i is point i // R of replicate i % R,
-  one of R independently scrambled sequences.
+  of all samples, built per index: `edt_compute.sampling`) or sobol (one scrambled Sobol
+  sequence; balanced only when samples is a power of 2). Dimensions of a draw: the parameters
+  in the order given, then horizon - 1 normals per process path in the order given. With
+  `until` (an adaptive run, `edt_compute.convergence`) the ids run up to the cap
+  `until.max_samples` (or `samples`), lhs stays one design of that many points, and sobol
+  becomes randomised QMC: scenario i is point i // R of replicate i % R, one of R
+  independently scrambled sequences.
 
 `mode: multiplier` (grid, one_at_a_time, each distribution) multiplies the base value.
 """
@@ -30,19 +31,20 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import special
-from scipy.stats import qmc
 
 from edt_compute.convergence import StoppingRule, Until
 from edt_compute.correlation import Correlation
 from edt_compute.distributions import Distribution, ValueMode
+from edt_compute.domains import UNBOUNDED, Domain, domain_of, fmt, inward, leaves
 from edt_compute.params import ParameterError, is_series_path
 from edt_compute.processes import PriceProcess
+from edt_compute.sampling import open_unit, uniforms
+from edt_compute.validation import SpecError
 
 
 class _Spec(BaseModel):
@@ -210,13 +212,15 @@ def _path_errors(spec: ScenarioSpec, base: Mapping[str, float]) -> list[str]:
 
 
 def check_spec(spec: ScenarioSpec, base: Mapping[str, float]) -> None:
-    """Raise ParameterError (a ValueError) naming every path the model cannot take.
+    """Raise SpecError (a ValueError) listing every path the model cannot take and every
+    value that can leave its parameter's domain (`edt_compute.domains`).
 
     Warns (UserWarning) when a Sobol design's sample count is not a power of 2.
     """
     errors = _path_errors(spec, base)
+    errors += _domain_errors(spec, base)
     if errors:
-        raise ParameterError("; ".join(errors))
+        raise SpecError("scenarios", errors)
     if (
         isinstance(spec, MonteCarloSpec)
         and spec.method == "sobol"
@@ -229,6 +233,79 @@ def check_spec(spec: ScenarioSpec, base: Mapping[str, float]) -> None:
             UserWarning,
             stacklevel=2,
         )
+
+
+def _domain_errors(spec: ScenarioSpec, base: Mapping[str, float]) -> list[str]:
+    """Values a spec can give that their parameter's domain refuses (unknown paths skipped)."""
+    if isinstance(spec, ListSpec):
+        return [
+            f"scenarios.scenarios[{i}].overrides.{p}: {fmt(v)} leaves the domain {dom} of {p}"
+            for i, sc in enumerate(spec.scenarios)
+            for p, v in sc.overrides.items()
+            if p in base and not (dom := domain_of(p)).holds(v)
+        ]
+    errors: list[str] = []
+    for p in spec.parameters:
+        dom = domain_of(p) if p in base else UNBOUNDED
+        if not dom.bounded:
+            continue
+        where, b = f"scenarios.parameters.{p}", base[p]
+        points: list[tuple[str, float]]
+        if isinstance(spec, MonteCarloSpec):
+            errors += _distribution_error(where, p, spec.parameters[p], b, dom)
+            continue
+        if isinstance(spec, GridSpec):
+            points = [(str(i), v) for i, v in enumerate(spec.parameters[p])]
+        else:
+            rng = spec.parameters[p]
+            points = [("low", rng.low), ("high", rng.high)]
+        for label, v in points:
+            x = _scale(spec.mode, v, b)
+            if not dom.holds(x):
+                shown = fmt(x)
+                if spec.mode == "multiplier":
+                    shown = f"{fmt(v)} x base {fmt(b)} = {shown}"
+                errors.append(f"{where}[{label}]: {shown} leaves the domain {dom} of {p}")
+    if isinstance(spec, MonteCarloSpec):
+        for p, proc in spec.processes.items():
+            dom = domain_of(p) if p in base and is_series_path(p) else UNBOUNDED
+            low, high, attained = proc.support(base.get(p, 0.0))
+            if leaves(dom, low, high, attained=attained):
+                hint = (
+                    "use log: true, which keeps prices > 0"
+                    if proc.process == "ou"
+                    else "start it (s0) inside the domain"
+                )
+                errors.append(
+                    f"scenarios.processes.{p}: {proc.process} paths span [{fmt(low)},"
+                    f" {fmt(high)}], which leaves the domain {dom} of {p}; {hint}"
+                )
+    return errors
+
+
+def _distribution_error(
+    where: str, path: str, dist: Distribution, base: float, dom: Domain
+) -> list[str]:
+    low, high = dist.support()
+    factor = base if dist.mode == "multiplier" else 1.0
+    if factor == 0.0:
+        return []  # a multiplier of 0 is refused on its own (jobs.spec)
+    a_low, a_high = sorted((low * factor, high * factor))
+    if not leaves(dom, a_low, a_high, attained=dist.attains_support_ends):
+        return []
+    shown = f"[{fmt(low)}, {fmt(high)}]"
+    if factor != 1.0:
+        shown += f" x base {fmt(base)} = [{fmt(a_low)}, {fmt(a_high)}]"
+    problem = f"{where}: {dist.dist} support {shown} leaves the domain {dom} of {path}"
+    if dist.attains_support_ends:
+        return [f"{problem}; drop the values outside it"]
+    # The truncation that fits, in the distribution's own units, intersected with any given.
+    t_low, t_high = sorted((dom.low / factor, dom.high / factor))
+    given_low, given_high = dist.bounds()
+    t_low = max(inward(t_low, up=True), given_low)
+    t_high = min(inward(t_high, up=False), given_high)
+    bounds = ", ".join("null" if math.isinf(t) else fmt(t) for t in (t_low, t_high))
+    return [f"{problem}; truncate it (truncate: [{bounds}]) or narrow it"]
 
 
 def generate(
@@ -324,10 +401,10 @@ def _generate_mc(
     n_params = len(spec.parameters)
     n_steps = max(horizon - 1, 0)
     d = n_params + n_steps * len(spec.processes)
-    u = _uniforms(spec.method, spec.total, d, seed, ids, spec.rqmc_replicates)
+    u = uniforms(spec.method, spec.total, d, seed, ids, spec.rqmc_replicates)
     if spec.correlation is not None:
         rows = [list(spec.parameters).index(p) for p in spec.correlation.parameters]
-        u[rows] = _open_unit(spec.correlation.apply(u[rows].T).T)
+        u[rows] = open_unit(spec.correlation.apply(u[rows].T).T)
     scalars = {p: d.sample(u[j], base[p]) for j, (p, d) in enumerate(spec.parameters.items())}
     series: dict[str, np.ndarray] = {}
     means: dict[str, np.ndarray] = {}
@@ -346,91 +423,3 @@ def _row_mean(x: np.ndarray) -> np.ndarray:
     for t in range(x.shape[1]):
         total += x[:, t]
     return total / x.shape[1]
-
-
-def _open_unit(u: np.ndarray) -> np.ndarray:
-    """Clip in place strictly inside (0, 1), so ppfs never return infinities."""
-    return np.clip(u, 2.0**-54, 1.0 - 2.0**-53, out=u)
-
-
-def _uniforms(
-    method: str,
-    samples: int,
-    d: int,
-    seed: int,
-    ids: np.ndarray,
-    replicates: int | None = None,
-) -> np.ndarray:
-    """Uniform draws of the scenarios `ids`, shape (d, len(ids)), each a function of (seed, id).
-
-    Dimension-major so that each parameter's ppf runs over contiguous memory. `replicates`
-    (sobol only) makes the draws randomised QMC: scenario i is point i // R of replicate
-    i % R, an independently scrambled Sobol sequence keyed by (seed, replicate), so that a
-    prefix of k * R ids holds the first k points of every replicate and the replicates'
-    spread measures the error honestly (edt_compute.convergence).
-    """
-    if d == 0 or ids.size == 0:
-        return np.empty((d, ids.size))
-    if method == "lhs":
-        return _open_unit(np.ascontiguousarray(_lhs_design(d, samples, seed)[ids].T))
-    # Sorting turns a shuffled chunk back into runs of consecutive ids, each drawn in one go.
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    buf = np.empty((d, ids.size))
-    if method == "mc":
-        # Each scenario owns a whole number of Philox counter steps (4 uint64 each), so
-        # scenario i's stream starts at counter i * width / 4 for any chunking.
-        width = -(-d // 4) * 4
-        for lo, hi in _runs(sorted_ids):
-            bitgen = np.random.Philox(key=seed)
-            bitgen.advance(int(sorted_ids[lo]) * width // 4)
-            buf[:, lo:hi] = np.random.Generator(bitgen).random((hi - lo, width))[:, :d].T
-    elif replicates is None:
-        buf = _sobol_points(qmc.Sobol(d, scramble=True, rng=seed), sorted_ids)
-    else:
-        replicate = sorted_ids % replicates
-        for r in np.unique(replicate).tolist():
-            rows = np.flatnonzero(replicate == r)
-            rng = np.random.default_rng([seed, r])
-            engine = qmc.Sobol(d, scramble=True, rng=rng)
-            buf[:, rows] = _sobol_points(engine, sorted_ids[rows] // replicates)
-    if np.any(order[1:] < order[:-1]):
-        out = np.empty_like(buf)
-        out[:, order] = buf
-        buf = out
-    return _open_unit(buf)
-
-
-def _runs(sorted_ids: np.ndarray) -> list[tuple[int, int]]:
-    """[lo, hi) slices of runs of consecutive values in a sorted array."""
-    breaks = np.flatnonzero(np.diff(sorted_ids) != 1) + 1
-    return list(
-        zip(np.r_[0, breaks].tolist(), np.r_[breaks, sorted_ids.size].tolist(), strict=True)
-    )
-
-
-def _sobol_points(engine: qmc.Sobol, positions: np.ndarray) -> np.ndarray:
-    """Points `positions` (sorted) of a scrambled Sobol sequence, shape (d, len(positions))."""
-    out = np.empty((engine.d, positions.size))
-    # Sobol values sit on a grid that includes 0; centring them in their cells keeps them
-    # off the ends.
-    half_cell = 0.5 * 2.0 ** -int(getattr(engine, "bits", 30))
-    for lo, hi in _runs(positions):
-        engine.reset()
-        if positions[lo] > 0:  # scipy's fast_forward(0) on a fresh engine fails
-            engine.fast_forward(int(positions[lo]))
-        with warnings.catch_warnings():
-            # The power-of-2 balance warning concerns the whole design, not a chunk of
-            # it; check_spec warns about that once.
-            warnings.simplefilter("ignore", UserWarning)
-            out[:, lo:hi] = engine.random(hi - lo).T + half_cell
-    return out
-
-
-@lru_cache(maxsize=2)
-def _lhs_design(d: int, samples: int, seed: int) -> np.ndarray:
-    # The whole design is a function of (d, samples, seed); chunks slice rows of it, and the
-    # cache spares each chunk of the same job from rebuilding it.
-    design = qmc.LatinHypercube(d, rng=seed).random(samples)
-    design.flags.writeable = False
-    return design

@@ -9,7 +9,7 @@ minus the same enterprise without them, on the same scenario draws.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,9 +52,12 @@ class _Columns:
 class ChunkEvaluator:
     """Evaluates chunks of one job; holds what is worth building once (the MILP model)."""
 
-    def __init__(self, job: PreparedJob) -> None:
+    def __init__(self, job: PreparedJob, milp: Any = None) -> None:
+        """`milp`: the job's MILP already compiled (`solvers.compile_milp`), so that this
+        evaluator never builds the Pyomo model itself."""
         self.job = job
         self.base = base_values(job.model)
+        self._milp = milp
         self._planner: Any = None
         names = [p.name for p in job.model.projects]
         self.selected = [names.index(p) for p in job.projects]
@@ -70,12 +73,16 @@ class ChunkEvaluator:
             ids=ids,
         )
 
-    def evaluate(self, ids: np.ndarray) -> ChunkResult:
+    def evaluate(self, ids: np.ndarray, skip: Mapping[int, str] | None = None) -> ChunkResult:
+        """The chunk's tables; `skip` maps scenario ids not to evaluate (they are known to
+        crash their process) to the error recorded for them."""
         ids = np.asarray(ids, dtype=np.int64)
         n = len(ids)
         inputs = self.inputs(ids)
         out = _Columns(n, np.full(n, "ok", dtype=object), [None] * n)
         bad = scenario_problems(self.job.model, inputs.scalars, n)
+        if skip:
+            bad = [skip.get(int(i), b) for i, b in zip(ids.tolist(), bad, strict=True)]
         good = np.array([b is None for b in bad], dtype=bool)
         for i in np.flatnonzero(~good):
             out.status[i], out.error[i] = "error", bad[i]
@@ -133,7 +140,9 @@ class ChunkEvaluator:
         if self._planner is None:
             opts = self.job.spec.solver
             self._planner = PlanningModel(
-                self.job.model, SolverOptions(time_limit=opts.time_limit, mip_gap=opts.mip_gap)
+                self.job.model,
+                SolverOptions(time_limit=opts.time_limit, mip_gap=opts.mip_gap),
+                milp=self._milp,
             )
         none = np.full(len(cm.projects), -1, dtype=np.int64)
         for s, i in enumerate(idx):

@@ -8,7 +8,6 @@ transaction at the first write) and PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -83,10 +82,7 @@ def _make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         # pre_ping: a long-lived server survives PostgreSQL restarts and idle disconnects.
         return sa.create_engine(url, pool_pre_ping=True)
-    database = parsed.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
-        # A first run on a laptop points at e.g. ~/.edt/registry.db: SQLite won't mkdir.
-        os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+    # The folder must exist (jobs.config checks it; the CLI creates only its default home).
     engine = sa.create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000})
     sa.event.listen(engine, "connect", _configure_sqlite)
     return engine
@@ -220,6 +216,9 @@ class Registry:
         if status is JobStatus.RUNNING:
             values["started_at"] = sa.func.coalesce(jobs_table.c.started_at, now)
         if status is JobStatus.INTERRUPTED:
+            # Nobody runs it any more: the next supervisor takes it without waiting for the
+            # last one's heartbeat to go stale.
+            values["runner"] = None
             values["interruptions"] = sa.func.coalesce(jobs_table.c.interruptions, 0) + 1
         if status.is_terminal():
             values["finished_at"] = now
@@ -232,17 +231,18 @@ class Registry:
             return self._fetch(conn, job_id)
 
     def request_cancel(self, job_id: str) -> JobRecord:
-        """Ask for a job to stop: a queued job is cancelled at once; a running job gets the
+        """Ask for a job to stop: a queued (or interrupted) job is cancelled at once; a running job gets the
         ``cancel_requested`` flag its supervisor polls; a finished job is left as it is.
         Returns the job as it now stands. Raises JobNotFound.
         """
         now = sa.literal(_now(), UTCDateTime())
         with self._engine.begin() as conn:
+            # Queued or interrupted: no supervisor would see the flag, so cancel at once.
             cancelled_queued = conn.execute(
                 jobs_table.update()
                 .where(
                     jobs_table.c.id == job_id,
-                    jobs_table.c.status == JobStatus.QUEUED.value,
+                    jobs_table.c.status.in_([JobStatus.QUEUED.value, JobStatus.INTERRUPTED.value]),
                 )
                 .values(status=JobStatus.CANCELLED.value, cancel_requested=True, finished_at=now)
             ).rowcount
@@ -262,6 +262,20 @@ class Registry:
             ).rowcount
         if not updated:
             raise JobNotFound(job_id)
+
+    def finish_adaptive(self, job_id: str, stopped_at: int, scenarios_failed: int) -> None:
+        """An adaptive job's counts are those of the prefix that met its rule: its total
+        becomes the stopping n (the cap stays in the spec and the manifest)."""
+        with self._engine.begin() as conn:
+            self._update_live(
+                conn,
+                job_id,
+                {
+                    "total_scenarios": stopped_at,
+                    "scenarios_done": stopped_at,
+                    "scenarios_failed": scenarios_failed,
+                },
+            )
 
     def set_message(self, job_id: str, message: str | None) -> None:
         """Say what a live job waits for (None: nothing); ignored once the job is terminal."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +26,10 @@ from edt_compute.scenarios import MonteCarloSpec, ScenarioSpec, check_spec, scen
 from edt_compute.validation import SpecError, problems
 
 JOB_SCHEMA_VERSION = 1
+# The largest scenario count a submitted job may ask for: far above what a cluster runs in a
+# day, low enough to catch a typed extra zero or three.
+MAX_SAMPLES_SETTING = "EDT_MAX_SAMPLES"
+DEFAULT_MAX_SAMPLES = 10**9
 
 
 class _Spec(BaseModel):
@@ -129,9 +135,17 @@ def _resolve_model(model: str | dict[str, Any], base_dir: Path | None) -> Enterp
 
 
 def prepare_job(
-    data: dict[str, Any], base_dir: Path | None = None, source: str = "job"
+    data: dict[str, Any],
+    base_dir: Path | None = None,
+    source: str = "job",
+    *,
+    max_scenarios: int | None = None,
 ) -> PreparedJob:
-    """Validate a job mapping completely; SpecError lists every problem with its path."""
+    """Validate a job mapping completely; SpecError lists every problem with its path.
+
+    `max_scenarios` caps the scenario count (give `sample_cap()` where a job is submitted);
+    None, as when a worker rebuilds an accepted job, applies no cap.
+    """
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
@@ -140,11 +154,10 @@ def prepare_job(
     errors: list[str] = []
     try:
         check_spec(spec.scenarios, base_values(model))
-    except ValueError as exc:
-        errors.extend(
-            f"scenarios.{line}" if not line.startswith("scenarios") else line
-            for line in str(exc).split("; ")
-        )
+    except SpecError as exc:
+        errors.extend(exc.problems)
+    if max_scenarios is not None:
+        errors += _above_cap(spec.scenarios, max_scenarios)
     names = {p.name: p for p in model.projects}
     for p in spec.projects or []:
         if p not in names:
@@ -171,6 +184,34 @@ def prepare_job(
     return PreparedJob(spec=spec, model=model)
 
 
+def sample_cap() -> int:
+    """The scenario cap of a submitted job: the EDT_MAX_SAMPLES setting (default 1e9)."""
+    raw = os.environ.get(MAX_SAMPLES_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_MAX_SAMPLES
+    try:
+        value = float(raw.replace("_", ""))
+    except ValueError:
+        value = math.nan
+    if not (value >= 1 and value.is_integer() and value < 2**63):
+        raise ValueError(f"{MAX_SAMPLES_SETTING}: expected a whole number >= 1, got {raw!r}")
+    return int(value)
+
+
+def _above_cap(scenarios: ScenarioSpec, cap: int) -> list[str]:
+    total = scenario_count(scenarios)
+    if total <= cap:
+        return []
+    where = "scenarios.parameters"
+    if isinstance(scenarios, MonteCarloSpec):
+        capped_by_until = scenarios.until is not None and scenarios.until.max_samples is not None
+        where = "scenarios.until.max_samples" if capped_by_until else "scenarios.samples"
+    return [
+        f"{where}: {total:,} scenarios exceed the cap of {cap:,}"
+        f" (setting {MAX_SAMPLES_SETTING}; raise it to run more)"
+    ]
+
+
 def _zero_base_multipliers(spec: JobSpec, model: EnterpriseModel) -> list[str]:
     """A multiplier of a base value 0 is always 0: almost certainly not what was meant."""
     from edt_compute.scenarios import GridSpec, MonteCarloSpec, OneAtATimeSpec
@@ -189,13 +230,65 @@ def _zero_base_multipliers(spec: JobSpec, model: EnterpriseModel) -> list[str]:
     ]
 
 
-def load_job(path: str | Path) -> PreparedJob:
-    """Read and validate a job file (YAML or JSON)."""
+def _read(path: str | Path) -> tuple[Path, dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise SpecError(str(p), ["file not found"])
-    data = read_document(p.read_text(encoding="utf-8"), str(p))
-    return prepare_job(data, base_dir=p.parent, source=str(p))
+    return p, read_document(p.read_text(encoding="utf-8"), str(p))
+
+
+def load_job(path: str | Path) -> PreparedJob:
+    """Read and validate a job file (YAML or JSON), capped at `sample_cap()` scenarios."""
+    p, data = _read(path)
+    return prepare_job(data, base_dir=p.parent, source=str(p), max_scenarios=sample_cap())
+
+
+# Keys only one kind of document has: a job names its model and scenarios, a model its parts.
+_JOB_KEYS = {"scenarios", "model"}
+_MODEL_KEYS = {"units", "resources", "finance"}
+
+
+def load_document(path: str | Path) -> PreparedJob | EnterpriseModel:
+    """Read and validate a job file or a model file, told apart by their top-level keys.
+
+    Raises SpecError listing every problem (ValueError for a file that does not parse).
+    """
+    p, data = _read(path)
+    if _JOB_KEYS & data.keys():
+        return prepare_job(data, base_dir=p.parent, source=str(p), max_scenarios=sample_cap())
+    if _MODEL_KEYS & data.keys():
+        return validate_model(data, str(p))
+    raise SpecError(
+        str(p),
+        [
+            "neither a job file (no `scenarios` or `model`) nor a model file"
+            " (no `units`, `resources` or `finance`)"
+        ],
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def validate_file(path: str | Path) -> str:
+    """The one-line summary of a valid job or model file (what `edt validate` prints).
+
+    Raises SpecError listing every problem (ValueError for a file that does not parse).
+    """
+    doc = load_document(path)
+    if isinstance(doc, EnterpriseModel):
+        f = doc.finance
+        parts = [
+            _count(len(doc.units), "unit"),
+            _count(len(doc.projects), "project"),
+            _count(len(base_values(doc)), "parameter path"),
+        ]
+        return f"{path}: valid model {doc.name} ({', '.join(parts)}, {f.horizon} x {f.period})"
+    count = f"{doc.total:,} scenarios"
+    if doc.stopping_rule is not None:
+        count = f"adaptive, {doc.stopping_rule.min_samples:,} to {doc.total:,} scenarios"
+    return f"{path}: valid ({count}, mode {doc.spec.mode}, model {doc.model.name})"
 
 
 def job_json_schema() -> dict[str, Any]:

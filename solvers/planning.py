@@ -25,7 +25,7 @@ import numpy as np
 from edt_compute.compiled import CompiledModel, compile_model
 from edt_compute.model import EnterpriseModel
 from edt_compute.operating_rule import PhysicalPlan
-from solvers.compile import MilpNumbers, compile_pyomo
+from solvers.compile import MilpNumbers, ParametricMilp, compile_pyomo
 from solvers.data import scenario_params
 from solvers.formulation import build_formulation
 from solvers.highs_instance import HighsInstance
@@ -49,18 +49,29 @@ class PlanResult:
     warm_started: bool = False  # the previous scenario's solution was offered as a start
 
 
+def compile_milp(model: EnterpriseModel) -> ParametricMilp:
+    """The model's MILP as a parametric HiGHS matrix: the Pyomo build (~0.1-1 s) done once,
+    e.g. by a job's supervisor, whose result (plain arrays, picklable) every worker reuses."""
+    structure = MilpStructure.from_model(model)
+    with _PYOMO_LOCK:
+        pyomo_model = build_formulation(
+            structure, scenario_params(structure, compile_model(model, 1), 0)
+        )
+        return compile_pyomo(pyomo_model)
+
+
 class PlanningModel:
-    def __init__(self, model: EnterpriseModel, options: SolverOptions | None = None) -> None:
+    def __init__(
+        self,
+        model: EnterpriseModel,
+        options: SolverOptions | None = None,
+        milp: ParametricMilp | None = None,
+    ) -> None:
+        """`milp`: the model's compiled matrix (`compile_milp`), if already at hand."""
         self.model = model
         self.options = options or SolverOptions()
         self.structure = MilpStructure.from_model(model)
-        base = compile_model(model, 1)
-        with _PYOMO_LOCK:
-            # Kept for inspection (e.g. `pyomo_model.write("plan.lp")`); holds the model's base numbers.
-            self.pyomo_model = build_formulation(
-                self.structure, scenario_params(self.structure, base, 0)
-            )
-            self.milp = compile_pyomo(self.pyomo_model)
+        self.milp = milp if milp is not None else compile_milp(model)
         self._highs = HighsInstance(self.milp, self.options)
         self._checked = model  # the last model whose structure matched; skips re-checking
         self._int_cols = np.flatnonzero(self.milp.integer).astype(np.int32)

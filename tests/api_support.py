@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import socket
@@ -21,9 +20,6 @@ import yaml
 from fastapi import FastAPI
 
 from api.auth import hash_token
-from jobs.registry import JobRecord, Registry
-from jobs.spec import PreparedJob
-from jobs.storage import ResultStore
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,35 +133,6 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-
-
-def fake_submit(
-    registry: Registry,
-    store: ResultStore,
-    job: PreparedJob,
-    *,
-    chunk_size: int | None = None,
-    tenant: str = "default",
-    workers: int | None = None,
-) -> JobRecord:
-    """cluster.launch.submit_job's contract without Ray: a queued row and job.json."""
-    size = chunk_size or job.spec.chunk_size or 100
-    doc = job.document()
-    doc["chunk_size"] = size
-    record = registry.create_job(
-        None,
-        job.spec.name,
-        doc,
-        job.spec_hash,
-        job.total,
-        math.ceil(job.total / size),
-        tenant=tenant,
-        priority=job.spec.priority,
-        labels=job.spec.labels,
-        storage=store.url,
-    )
-    store.write_job_spec(record.id, doc)
-    return record
 
 
 def small_mc(samples: int = 40, chunk_size: int = 10, **extra: Any) -> dict[str, Any]:

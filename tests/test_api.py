@@ -25,7 +25,7 @@ from api.settings import Settings
 from jobs.registry import Registry
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
-from tests.api_support import auth, fake_submit, small_mc, thread_server, write_tokens
+from tests.api_support import auth, small_mc, thread_server, write_tokens
 
 Server = Callable[..., tuple[str, Settings]]
 
@@ -43,7 +43,7 @@ def serve(tmp_path: Path) -> Iterator[Server]:
                 scheduler=False,
                 **overrides,
             )
-            url = stack.enter_context(thread_server(create_app(s, submit=fake_submit)))
+            url = stack.enter_context(thread_server(create_app(s)))
             return url, s
 
         yield start

@@ -20,7 +20,7 @@ from schemathesis import GenerationMode
 from api.app import create_app
 from api.contract import COMMITTED, breaking_changes, served_document
 from api.settings import Settings
-from tests.api_support import BIN, auth, fake_submit, small_mc, thread_server, write_tokens
+from tests.api_support import BIN, auth, small_mc, thread_server, write_tokens
 
 
 def test_the_committed_openapi_document_is_the_served_one() -> None:
@@ -115,7 +115,7 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_schema(tmp_path: Pa
         tokens_file=str(write_tokens(tmp_path / "tokens.yaml")),
         scheduler=False,
     )
-    with thread_server(create_app(s, submit=fake_submit)) as url:
+    with thread_server(create_app(s)) as url:
         job = httpx.post(f"{url}/v1/jobs", json=small_mc(), headers=auth("acme-admin")).json()
         schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
         calls: Counter[str] = Counter()

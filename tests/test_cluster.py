@@ -160,16 +160,24 @@ def test_results_on_s3_through_a_real_s3_server(tmp_path: Path, s3_bucket: str) 
     assert isinstance(table, pa.Table)
 
 
-def test_a_chunk_that_keeps_failing_fails_the_job_with_a_plain_error(tmp_path: Path) -> None:
+def test_storage_refusing_writes_longer_than_the_budget_interrupts_the_job(
+    tmp_path: Path,
+) -> None:
     runner = _runner(tmp_path, "e", 1)
+    runner.fault_seconds = 2.0
     rec = runner.submit(prepare_job(_job(samples=20)), chunk_size=10)
     # A file where the scenarios folder should be: every attempt to write a part fails.
-    (tmp_path / "e" / "jobs" / rec.id / "scenarios").write_text("not a folder")
-    with pytest.raises(RuntimeError, match="failed 4 times"):
-        runner.run(rec.id)
-    final = runner.registry.get(rec.id)
-    assert final.status == JobStatus.FAILED
-    assert final.error is not None and "\x1b" not in final.error and "chunk" in final.error
+    blocker = tmp_path / "e" / "jobs" / rec.id / "scenarios"
+    blocker.write_text("not a folder")
+    final = runner.run(rec.id)
+    assert final.status == JobStatus.INTERRUPTED
+    assert final.error is not None and "\x1b" not in final.error and "\n" not in final.error
+    assert "unreachable" in final.error and "scenarios" in final.error
+    # The storage repaired, the same job resumes and completes.
+    blocker.unlink()
+    assert runner.run(rec.id).status == JobStatus.SUCCEEDED
+    ids = runner.store.read_scenarios(rec.id).column("scenario_id").to_numpy()
+    assert np.array_equal(ids, np.arange(20))
 
 
 def test_more_workers_than_cpus_does_not_wait_forever(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from edt_compute.library import load_model
 from edt_compute.simulation import simulate
 from edt_compute.validation import SpecError
 from jobs.evaluate import ChunkEvaluator, evaluate_chunk
-from jobs.spec import load_job, prepare_job
+from jobs.spec import JobSpec, PreparedJob, load_job, prepare_job
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "jobs"
 
@@ -158,7 +158,12 @@ def test_a_bad_scenario_is_recorded_and_the_others_go_on() -> None:
             ],
         }
     )
-    table = evaluate_chunk(prepare_job(data), np.arange(4)).scenarios.to_pylist()
+    with pytest.raises(SpecError, match=r"overrides\.units\.reformer\.availability: 1\.7"):
+        prepare_job(data)
+    # Validation refuses the 1.7 up front; a job built without it (as one stored before
+    # domains were checked) still fails only that scenario.
+    unchecked = PreparedJob(spec=JobSpec.model_validate(data), model=load_model("methanol_ammonia"))
+    table = evaluate_chunk(unchecked, np.arange(4)).scenarios.to_pylist()
     assert [r["status"] for r in table] == ["ok", "error", "error", "ok"]
     assert "units.reformer.availability" in table[1]["error"]
     assert "initial" in table[2]["error"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from jobs.registry import InvalidTransition, JobExists, JobNotFound, Registry
 from jobs.status import TERMINAL_STATUSES, JobStatus
@@ -288,9 +289,10 @@ def test_two_registries_on_one_sqlite_file_see_each_others_writes(tmp_path: Path
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_sqlite_file_may_live_in_a_folder_not_yet_created(tmp_path: Path) -> None:
-    with Registry(f"sqlite:///{tmp_path / 'new' / 'dir' / 'registry.db'}") as reg:
-        assert reg.get(_job(reg)).status is JobStatus.QUEUED
+def test_a_sqlite_file_in_a_missing_folder_is_never_created(tmp_path: Path) -> None:
+    with pytest.raises(sa.exc.OperationalError):
+        Registry(f"sqlite:///{tmp_path / 'new' / 'dir' / 'registry.db'}")
+    assert not (tmp_path / "new").exists()
 
 
 def test_concurrent_sqlite_writers_wait_instead_of_failing(tmp_path: Path) -> None:

@@ -38,7 +38,9 @@ def test_resume_after_the_driver_is_killed_recomputes_only_missing_chunks(tmp_pa
         "scenarios": {
             "kind": "monte_carlo",
             "samples": 30000,
-            "parameters": {"markets.methanol_sales.price": {"dist": "uniform", "low": 0.25, "high": 0.4}},
+            "parameters": {
+                "markets.methanol_sales.price": {"dist": "uniform", "low": 0.25, "high": 0.4}
+            },
         },
     }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
@@ -47,7 +49,10 @@ def test_resume_after_the_driver_is_killed_recomputes_only_missing_chunks(tmp_pa
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     driver = subprocess.Popen(
         [EDT, "run", str(tmp_path / "job.yaml"), "--chunk-size", "1000", *common],
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     reg = Registry(registry_url)
     try:
@@ -62,7 +67,9 @@ def test_resume_after_the_driver_is_killed_recomputes_only_missing_chunks(tmp_pa
     before = len(reg.committed_chunks(job_id))
     assert 0 < before < record.total_chunks == 30
 
-    out = subprocess.run([EDT, "resume", job_id, *common], capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        [EDT, "resume", job_id, *common], capture_output=True, text=True, env=env, timeout=600
+    )
     assert out.returncode == 0, out.stderr
     store = ResultStore(str(tmp_path / "results"))
     manifest = store.read_json(job_id, "manifest.json")
@@ -78,7 +85,16 @@ def test_resume_refuses_a_finished_job(tmp_path: Path) -> None:
     rec = reg.create_job(None, "x", {}, "h", 1, 1)
     reg.set_status(rec.id, JobStatus.CANCELLED)
     out = subprocess.run(
-        [EDT, "resume", rec.id, "--registry", f"sqlite:///{tmp_path / 'r.db'}", "--storage", str(tmp_path)],
-        capture_output=True, text=True,
+        [
+            EDT,
+            "resume",
+            rec.id,
+            "--registry",
+            f"sqlite:///{tmp_path / 'r.db'}",
+            "--storage",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode != 0 and "cancelled" in out.stderr

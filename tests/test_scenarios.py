@@ -138,7 +138,14 @@ def mc_spec(method: str, samples: int = 203) -> Any:
             "samples": samples,
             "method": method,
             "parameters": {
-                CAP: {"dist": "normal", "mean": 1.0, "std": 0.05, "mode": "multiplier"},
+                # Truncated into the capacity's domain [0, inf), as validation requires.
+                CAP: {
+                    "dist": "normal",
+                    "mean": 1.0,
+                    "std": 0.05,
+                    "mode": "multiplier",
+                    "truncate": [0.0, None],
+                },
                 VC: {"dist": "pert", "low": 10.0, "most_likely": 12.0, "high": 18.0},
                 CAPEX: {"dist": "lognormal", "mean": 5.0e6, "std": 1.0e6, "truncate": [None, 8e6]},
                 DR: {

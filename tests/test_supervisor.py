@@ -71,7 +71,7 @@ def test_a_supervisor_that_lost_its_job_leaves_the_status_to_the_new_owner(
 
     def taken_over(record, job, size, beat):  # type: ignore[no-untyped-def]
         reg.take_over(record.id, "other-host:1:b", runner.runner_id)
-        beat.check()
+        beat.check(reg.get(record.id))
 
     monkeypatch.setattr(runner, "_dispatch", taken_over)
     with pytest.raises(JobBusy):

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from api import queries, results
 from api.auth import Principal, Role
-from api.deps import AppState, Caller, State, job_store, require, visible_job
+from api.deps import AppState, Caller, State, chunk_workers, job_store, require, visible_job
 from api.errors import ApiError, not_found, quota_exceeded
 from api.schemas import (
     ErrorResponse,
@@ -99,7 +99,7 @@ def submit_job(body: JobCreate, state: State, caller: Caller) -> JobPublic:
     job = _prepare(body)
     _check_quotas(state, caller, job)
     record = state.submit(
-        state.registry, state.store, job, tenant=caller.tenant, workers=state.settings.workers
+        state.registry, state.store, job, tenant=caller.tenant, workers=chunk_workers(state)
     )
     if state.scheduler is not None:
         state.scheduler.wake()

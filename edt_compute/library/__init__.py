@@ -28,11 +28,33 @@ def read_document(text: str, source: str) -> dict[str, Any]:
     """Parse YAML or JSON text into a mapping, naming `source` in errors."""
     try:
         data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ValueError(f"{source}: not valid YAML/JSON: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{source}: not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source}: not valid YAML: {_yaml_message(exc)}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a mapping at the top level")
     return data
+
+
+def _yaml_message(exc: yaml.YAMLError) -> str:
+    """PyYAML's own message on one line: where the problem is, what it is, its context."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem is None:
+        return " ".join(str(exc).split())
+    where = exc.problem_mark
+    text = exc.problem
+    if where is not None:  # PyYAML counts lines and columns from 0, editors from 1
+        text = f"line {where.line + 1}, column {where.column + 1}: {text}"
+    if exc.context:
+        ctx = exc.context
+        if exc.context_mark is not None and (where is None or exc.context_mark.line != where.line):
+            ctx += f" (line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
+        elif exc.context_mark is not None:
+            ctx += f" (column {exc.context_mark.column + 1})"
+        text += f", {ctx}"
+    return text
 
 
 def validate_model(
