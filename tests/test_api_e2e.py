@@ -161,6 +161,7 @@ def test_the_api_killed_mid_job_and_restarted_embedded_the_job_completes_once(
     with Client(server.url, TOKEN) as c:
         job = c.submit(small_mc(samples=120, chunk_size=20))
         _held(c, job.id, 20)
+    first_runner = Registry(f"sqlite:///{tmp_path / 'registry.db'}").get(job.id).runner
     # Embedded: Ray goes down with the API process; the restarted API's reconciler resumes.
     (gate / "open").touch()
     server, c = _kill_and_restart(serve, server, gate, None)
@@ -168,6 +169,9 @@ def test_the_api_killed_mid_job_and_restarted_embedded_the_job_completes_once(
         final = c.wait(job.id, poll=0.2, timeout=300)
         assert final.status is JobStatus.SUCCEEDED, final
         assert c.summary(job.id)["scenarios"] == 120
+    # A new supervisor (started by the restarted API's reconciler) finished it.
+    last_runner = Registry(f"sqlite:///{tmp_path / 'registry.db'}").get(job.id).runner
+    assert first_runner is not None and last_runner != first_runner
     _exactly_once(tmp_path, job.id, 120)
 
 
