@@ -163,7 +163,9 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise _Stopped()
 
 
-def _drive(reg: Any, store: Any, job_id: str, s: Settings, workers: int | None) -> NoReturn:
+def _drive(
+    reg: Any, store: Any, job_id: str, s: Settings, workers: int | None, resuming: bool = False
+) -> NoReturn:
     """Start the job's supervisor on Ray, follow it to the end, exit by its final status.
 
     Embedded, the job lives in this process: stopping it (Ctrl-C, SIGTERM) interrupts the job
@@ -182,7 +184,7 @@ def _drive(reg: Any, store: Any, job_id: str, s: Settings, workers: int | None) 
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         start_supervisor(job_id, reg.url, address=s.address or None, workers=workers)
-        final = follow(reg, job_id, store)
+        final = follow(reg, job_id, store, resuming=resuming)
     except (KeyboardInterrupt, _Stopped):
         if not info.embedded:
             err.print(
@@ -241,8 +243,8 @@ def run(
         job = load_job(job_file)
     except (SpecError, ValueError) as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
+    store = _storage(s.storage_url())  # both settings checked before anything is created
     reg = _registry(s)
-    store = _storage(s.storage_url())
     info = _connect(s.address or None)
     record = submit_job(
         reg, store, job, chunk_size=chunk_size, workers=min(workers or info.cpus, info.cpus)
@@ -304,7 +306,7 @@ def resume(
         _connect(s.address)
         start_supervisor(job_id, reg.url, address=s.address, workers=workers)
         return
-    _drive(reg, store, job_id, s, workers)
+    _drive(reg, store, job_id, s, workers, resuming=record.status is JobStatus.INTERRUPTED)
 
 
 @app.command()
@@ -447,21 +449,15 @@ def results(
 
 
 @app.command()
-def validate(job_file: Path) -> None:
-    """Check a job file and its model; list every problem with its path."""
-    from jobs.spec import load_job
+def validate(file: Path) -> None:
+    """Check a job file (and its model) or a model file; list every problem with its path."""
+    from jobs.spec import validate_file
 
     try:
-        job = load_job(job_file)
+        line = validate_file(file)
     except (SpecError, ValueError) as exc:
-        _fail(str(exc), 2)
-    count = f"{job.total:,} scenarios"
-    if job.stopping_rule is not None:
-        count = f"adaptive, {job.stopping_rule.min_samples:,} to {job.total:,} scenarios"
-    console.print(
-        f"{job_file}: valid ({count}, mode {job.spec.mode}, model {job.model.name})",
-        highlight=False,
-    )
+        _fail(str(exc), EXIT_BAD_INPUT)
+    print(line)
 
 
 @app.command()

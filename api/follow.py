@@ -8,8 +8,10 @@ time the job starts or stops waiting for something.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -65,28 +67,40 @@ def _plain_line(record: JobRecord, rate: _Rate) -> str:
     )
 
 
-def _ended(record: JobRecord, gone_since: float | None) -> bool:
-    if record.status.is_terminal() or record.status is JobStatus.INTERRUPTED:
+def _ended(record: JobRecord, gone_since: float | None, baseline: int, t0: float) -> bool:
+    if record.status.is_terminal():
         return True
+    if record.status is JobStatus.INTERRUPTED:
+        # Being resumed: the old interruption stands until the new supervisor takes over.
+        fresh = (record.interruptions or 0) > baseline
+        return fresh or time.monotonic() - t0 > STALE_SECONDS
     # A supervisor restarted by Ray takes its job back within seconds; one gone for longer
     # than a stale heartbeat is not coming back.
     return gone_since is not None and time.monotonic() - gone_since > STALE_SECONDS
 
 
 def follow(
-    registry: Registry, job_id: str, store: ResultStore | None, interactive: bool | None = None
+    registry: Registry,
+    job_id: str,
+    store: ResultStore | None,
+    interactive: bool | None = None,
+    resuming: bool = False,
 ) -> JobRecord:
-    """Show the job's progress until it ends (or is interrupted); return its last record."""
+    """Show the job's progress until it ends (or is interrupted); return its last record.
+
+    `resuming`: the job was interrupted and a new supervisor is starting for it."""
     interactive = sys.stderr.isatty() if interactive is None else interactive
     record = registry.get(job_id)
     rate = _Rate(record.scenarios_done)
+    baseline = (record.interruptions or 0) if resuming else -1
+    ended = functools.partial(_ended, baseline=baseline, t0=time.monotonic())
     if interactive:
-        return _follow_bar(registry, record, store, rate)
+        return _follow_bar(registry, record, store, rate, ended)
     last_line, message, gone_since = 0.0, record.message, None
     while True:
         shown, _ = shown_status(record)
         gone_since = (gone_since or time.monotonic()) if shown != record.status.value else None
-        if _ended(record, gone_since):
+        if ended(record, gone_since):
             return record
         if record.message != message and record.message:
             err.print(f"{record.id}: {record.message}", highlight=False, soft_wrap=True)
@@ -101,7 +115,11 @@ def follow(
 
 
 def _follow_bar(
-    registry: Registry, record: JobRecord, store: ResultStore | None, rate: _Rate
+    registry: Registry,
+    record: JobRecord,
+    store: ResultStore | None,
+    rate: _Rate,
+    ended: Callable[[JobRecord, float | None], bool],
 ) -> JobRecord:
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -128,7 +146,7 @@ def _follow_bar(
                 rate=f"{rate.rate(record.scenarios_done):,.0f}/s, {record.scenarios_failed} failed",
                 note=record.message or conv,
             )
-            if _ended(record, gone_since):
+            if ended(record, gone_since):
                 return record
             time.sleep(POLL_SECONDS)  # polling interval of the registry
             polls += 1

@@ -56,14 +56,22 @@ class ChunkQueue:
     def clear(self) -> None:
         self.items.clear()
 
-    def take(self, idle: list[int]) -> tuple[Work, int] | None:
-        """The first work item due now and the idle actor to give it to (its preferred actor
-        if that one is idle)."""
+    @property
+    def one_per_actor(self) -> bool:
+        """Once a worker has died, each actor gets one task at a time: a task queued behind
+        a crashing one would die with it, and a probe must only see its own crash."""
+        return bool(self.crashes)
+
+    def take(self, free: list[int], busy: set[int]) -> tuple[Work, int] | None:
+        """The first work item due now and the actor to give it to (its preferred actor if
+        that one is free); `free`: actors with a free slot, `busy`: with a task in flight."""
+        free = [a for a in free if not (self.one_per_actor and a in busy)]
+        if not free:
+            return None
         now = time.monotonic()
         for i, w in enumerate(self.items):
             if w.not_before <= now:
-                actor = w.prefer if w.prefer in idle else idle[0]
-                idle.remove(actor)
+                actor = w.prefer if w.prefer in free else free[0]
                 return self.items.pop(i), actor
         return None
 

@@ -38,6 +38,7 @@ from cluster.chunk_queue import ChunkQueue, Work
 from cluster.liveness import Heartbeat, runner_alive
 from cluster.pool import start_pool, stop_pool
 from cluster.runtime import connect
+from cluster.slots import ActorSlots
 from edt_compute import __version__
 from jobs.adaptive import PrefixMonitor, trim_to_prefix
 from jobs.faults import (
@@ -311,25 +312,26 @@ class JobRunner:
         failed = record.scenarios_failed
         base_done, t0 = done, time.perf_counter()
         # Two tasks queued per actor: the next one starts while the driver records the last.
-        idle = list(range(n_actors)) * _PER_ACTOR
-        in_flight: dict[Any, tuple[Work, int]] = {}
+        slots = ActorSlots(self.actors, _PER_ACTOR)
         outage = Outage(self.fault_seconds)
         cancelled = False
         parked: dict[int, str] = {}
         last_poll = time.monotonic()
-        while queue or in_flight:
-            while idle and not cancelled and (taken := queue.take(idle)) is not None:
+        while queue or slots:
+            while not cancelled and not outage.expired:
+                taken = queue.take(slots.free(), slots.busy())
+                if taken is None:
+                    break
                 work, a = taken
-                in_flight[self._send(record, work, a, doc_ref, milp_ref, bounds)] = (work, a)
-            if cancelled and not in_flight:
+                slots.sent(self._send(record, work, a, doc_ref, milp_ref, bounds), work, a)
+            if cancelled and not slots:
                 break
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
-            for ref in ready:
-                work, a = in_flight.pop(ref)
-                idle.append(a)
+            for ref, work, a in slots.wait(timeout=0.5):
                 try:
                     info = ray.get(ref)
                 except Exception as exc:
+                    if isinstance(exc, _CRASHES):
+                        slots.died(a)
                     if cancelled or self._beyond_stop(work.chunk):
                         continue  # not needed any more
                     error = self._failed(record.id, work, a, exc, queue, outage)
@@ -350,7 +352,7 @@ class JobRunner:
                     if not self.monitor.stopped and self._checkpoint(record.id):
                         queue.clear()  # stop dispatching; chunks in flight finish
                 self._report(done, failed, job.total, base_done, t0)
-            if outage.expired and not in_flight:
+            if outage.expired and not slots:
                 raise _Stop(
                     JobStatus.INTERRUPTED,
                     f"storage {self.store.url} unreachable for {outage.elapsed:.0f} s: "

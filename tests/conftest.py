@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+BIN = Path(sys.executable).parent
 
 # ---- S3: a real S3-protocol server (moto) on loopback --------------------------------
 
@@ -64,3 +73,84 @@ def ray_local() -> Iterator[None]:
     connect(num_cpus=2)
     yield
     shutdown()
+
+
+# ---- a Ray cluster started with `ray start` ------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def ray_head(tmp_path: Path) -> Iterator[str]:
+    """A Ray head on loopback on a free port (6379 may be Redis), stopped with its process group."""
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    head = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # poll until the head answers
+            probe = subprocess.run(
+                [str(BIN / "ray"), "status", f"--address={address}"], capture_output=True, env=env
+            )
+            if probe.returncode == 0:
+                break
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"ray head did not start: {head.stderr.read() if head.stderr else ''}"
+                )
+            time.sleep(0.5)  # polling interval
+        yield address
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+
+
+# ---- faults and test hooks ---------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_proxy(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A cuttable TCP proxy in front of the loopback S3 server; AWS_ENDPOINT_URL points at it."""
+    from tests.support import FaultProxy
+
+    host, port = s3_server.removeprefix("http://").rsplit(":", 1)
+    proxy = FaultProxy(host, int(port))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Holds every chunk but the first until the test creates the file `open` in this folder
+    (cluster.pool's test hook), so that a test acts while its job is surely mid-way."""
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    monkeypatch.setenv("EDT_TEST_GATE_DIR", str(folder))
+    try:
+        yield folder
+    finally:
+        (folder / "open").touch()  # never leave workers waiting

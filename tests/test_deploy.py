@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,54 +28,6 @@ JOB = {
         "parameters": {"markets.rebar_sales.price": [0.6, 0.65, 0.7, 0.75]},
     },
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def ray_head(tmp_path: Path) -> Iterator[str]:
-    """A Ray head on loopback on a free port (6379 may be Redis), stopped with its process group."""
-    port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    head = subprocess.Popen(
-        [
-            str(BIN / "ray"),
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--num-cpus=2",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-        ],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    address = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # poll until the head answers
-            probe = subprocess.run(
-                [str(BIN / "ray"), "status", f"--address={address}"], capture_output=True, env=env
-            )
-            if probe.returncode == 0:
-                break
-            if head.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"ray head did not start: {head.stderr.read() if head.stderr else ''}"
-                )
-            time.sleep(0.5)  # polling interval
-        yield address
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=60)
 
 
 def test_edt_run_on_a_running_cluster_by_address(tmp_path: Path, ray_head: str) -> None:
