@@ -382,6 +382,7 @@ def test_readyz_names_registry_storage_and_ray(serve: Server) -> None:
 # ---- the CLI over HTTP ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_cli_speaks_to_the_api_with_a_token(serve: Server, tmp_path: Path) -> None:
     import subprocess
 
