@@ -22,7 +22,6 @@ from jobs.registry import Registry
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
 from tests.api_support import ServerProcess, poll, small_mc, small_optimize, write_tokens
-from tests.test_deploy import ray_head  # noqa: F401  (fixture: a `ray start` head on a free port)
 
 pytestmark = pytest.mark.slow
 TOKEN = "acme-submitter"
