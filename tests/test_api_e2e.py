@@ -178,7 +178,7 @@ def test_the_api_killed_mid_job_on_a_ray_cluster_the_supervisor_goes_on(
     serve: Start,
     gate: Path,
     tmp_path: Path,
-    ray_head: str,  # noqa: F811
+    ray_head: str,
 ) -> None:
     server = serve(address=ray_head, gated=True)
     with Client(server.url, TOKEN) as c:
