@@ -119,6 +119,27 @@ def remote_results(api: str, token: str | None, job_id: str, output: Path | None
 
 
 def _follow_remote(c: Any, job_id: str) -> str:
+    """A progress bar on a terminal; elsewhere (Slurm, CI logs) a plain line every 5 s."""
+    import time
+
+    first = _call(c.job, job_id)
+
+    def state(j: Any) -> str:
+        rate = f", {j.rate:,.0f}/s" if j.rate else ""
+        return f"{j.status.value}{rate}, {j.scenarios_failed} failed"
+
+    if not err.is_terminal:
+        last = [0.0]
+
+        def line(j: Any) -> None:
+            if time.monotonic() - last[0] >= 5.0 or j.status.is_terminal():
+                last[0] = time.monotonic()
+                err.print(
+                    f"{job_id}: {j.scenarios_done:,}/{j.total_scenarios:,} {state(j)}",
+                    highlight=False,
+                )
+
+        return str(_call(c.wait, job_id, poll=1.0, on_progress=line).status.value)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -127,16 +148,10 @@ def _follow_remote(c: Any, job_id: str) -> str:
         TimeRemainingColumn(),
         console=err,
     ) as bar:
-        task = bar.add_task(job_id, total=None, state="")
+        task = bar.add_task(job_id, total=first.total_scenarios, state=state(first))
 
         def update(j: Any) -> None:
-            rate = f", {j.rate:,.0f}/s" if j.rate else ""
-            bar.update(
-                task,
-                total=j.total_scenarios,
-                completed=j.scenarios_done,
-                state=f"{j.status.value}{rate}, {j.scenarios_failed} failed",
-            )
+            bar.update(task, total=j.total_scenarios, completed=j.scenarios_done, state=state(j))
 
         final = _call(c.wait, job_id, poll=1.0, on_progress=update)
     return str(final.status.value)

@@ -78,6 +78,9 @@ class JobPublic(_Out):
     convergence: list[ConvergencePoint] | None = None
     error: str | None = None
     message: str | None = Field(default=None, description="what a running job waits for now")
+    note: str | None = Field(
+        default=None, description="why the status differs from plain progress, and what to do"
+    )
     cancel_requested: bool
     interruptions: int
     storage: str | None = Field(default=None, description="URL of the job's results folder")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.schemas import ConvergencePoint, JobPublic
+from cluster.liveness import shown_status
 from jobs.registry import JobRecord
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
@@ -28,8 +29,11 @@ def job_public(
     total = max(record.total_scenarios, 0)
     done = min(record.scenarios_done, total) if total else record.scenarios_done
     rate = _rate(record, now)
+    # A running job whose supervisor is gone is shown interrupted (as the CLI shows it) until
+    # the reconciler takes it back.
+    shown, note = shown_status(record, now)
     eta = None
-    if record.status is JobStatus.RUNNING and rate:
+    if shown == JobStatus.RUNNING.value and rate:
         eta = max(total - done, 0) / rate
     counts: dict[str, int] | None = None
     convergence: list[ConvergencePoint] | None = None
@@ -41,7 +45,8 @@ def job_public(
     return JobPublic(
         id=record.id,
         name=record.name,
-        status=record.status,
+        status=JobStatus(shown),
+        note=note,
         tenant=record.tenant,
         priority=record.priority,
         labels=dict(record.labels),

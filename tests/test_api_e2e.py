@@ -5,7 +5,9 @@ test opens it, so "mid-job" is a state, not a timing guess."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,13 +17,14 @@ import httpx
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.client import Client
 from jobs.registry import Registry
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
-from tests.api_support import ServerProcess, poll, small_mc, small_optimize, write_tokens
+from tests.api_support import BIN, ServerProcess, poll, small_mc, small_optimize, write_tokens
 
 pytestmark = pytest.mark.slow
 TOKEN = "acme-submitter"
@@ -119,6 +122,22 @@ def test_monte_carlo_and_optimize_jobs_submitted_over_http_run_to_the_end(
     assert after[("edt_scenarios_per_second", ())] > 0
     ready = httpx.get(f"{server.url}/readyz").json()
     assert ready["status"] == "ready" and ready["checks"]["ray"]["ok"]
+
+    # The CLI over HTTP: `edt submit --wait` prints the id, follows, exits 0 on success.
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(small_mc(samples=20, chunk_size=10)))
+    env = {**os.environ, "EDT_API_URL": server.url, "EDT_TOKEN": TOKEN}
+    out = subprocess.run(
+        [str(BIN / "edt"), "submit", str(tmp_path / "job.yaml"), "--wait"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.splitlines()[0]
+    assert json.loads("\n".join(out.stdout.splitlines()[1:]))["scenarios"] == 20
+    with Client(server.url, TOKEN) as c:
+        assert c.job(job_id).status is JobStatus.SUCCEEDED
 
 
 def _held(c: Client, job_id: str, chunk_size: int) -> Any:
