@@ -112,6 +112,9 @@ def test_monte_carlo_and_optimize_jobs_submitted_over_http_run_to_the_end(
             assert final.status_counts == summary["status_counts"]
             _check_results(c, job.id, total, tmp_path)
         assert c.summary(opt.id)["mode"] == "optimize"
+        (usage,) = c.usage().data  # CPU-seconds: the sum of the chunks' compute times
+        assert (usage.tenant, usage.jobs, usage.scenarios) == ("acme", 2, 68)
+        assert usage.cpu_seconds > 0
         assert "objective" in c.results_page(opt.id, limit=1).columns
     after = _scrape(server.url)
     assert after[("edt_jobs", (("status", "succeeded"),))] == 2
