@@ -164,7 +164,11 @@ def _operate(
     supply, prod, cons = np.empty((R, L)), np.empty((R, L)), np.empty((R, L))
     final_a, final_prod, final_cons = np.empty((U, L)), np.empty((R, L)), np.empty((R, L))
     need, avail = np.empty((R, L)), np.empty((R, L))
+    # The block's plan, period-major with lanes contiguous; copied out once per block, so that
+    # the writes to the (S, ., T) outputs run along periods.
+    block_a, block_v, block_s = np.empty((T, U, L)), np.empty((T, M, L)), np.empty((T, R, L))
     lim, delta = np.empty(L), np.empty(L)
+    settle = np.empty(L)
     over = np.empty(L, dtype=np.bool_)
     cut_any, live = np.empty(L, dtype=np.bool_), np.empty(L, dtype=np.bool_)
     max_passes = 3 * U + 4
@@ -208,7 +212,8 @@ def _operate(
                 for lane in range(L):
                     reachable[r, lane] = stock[r, lane] + bmax[r, lane]
                     outlet[r, lane] = smax[r, lane] + stcap[r, lane] - stock[r, lane]
-                    live[lane] = True
+            for lane in range(L):
+                live[lane] = True
             # Activities only decrease, so the passes settle; a cut of a unit with several
             # outputs can starve a consumer of another output, which the next forward pass
             # corrects. Cuts can shrink geometrically towards zero (two joint products consumed
@@ -220,22 +225,29 @@ def _operate(
                          in_ptr, in_res, cin, out_ptr, out_res, cout, check_supply)
                 _backward(a, floor, prod, cons, outlet, n_pass >= shut_from, delta, over, cut_any,
                           in_ptr, in_res, cin, out_ptr, out_res, cout, check_outlet, feeds)
+                # Freeze the lanes that settled in this pass (as selects, which vectorize).
+                n_live = 0
                 for lane in range(L):
-                    if live[lane] and not cut_any[lane]:
-                        live[lane] = False
-                        n_live -= 1
-                        for j in range(U):
+                    settles = live[lane] and not cut_any[lane]
+                    settle[lane] = 1.0 if settles else 0.0
+                    live[lane] = live[lane] and not settles
+                    n_live += 1 if live[lane] else 0
+                for j in range(U):
+                    for lane in range(L):
+                        if settle[lane] > 0.0:
                             final_a[j, lane] = a[j, lane]
-                        for r in range(R):
+                for r in range(R):
+                    for lane in range(L):
+                        if settle[lane] > 0.0:
                             final_prod[r, lane] = prod[r, lane]
                             final_cons[r, lane] = cons[r, lane]
                 if n_live == 0:
                     break
             if n_live > 0:
                 return False
-            for lane in range(n_valid):
-                for j in range(U):
-                    activity[s0 + lane, j, t] = final_a[j, lane]
+            for j in range(U):
+                for lane in range(L):
+                    block_a[t, j, lane] = final_a[j, lane]
             # Clearing: deficits from stock, then bought; surplus and stock sold, rest stored.
             for r in range(R):
                 for lane in range(L):
@@ -250,9 +262,7 @@ def _operate(
                     for lane in range(L):
                         take = _nanmin(need[r, lane], vmax[m, lane])
                         need[r, lane] -= take
-                        lim[lane] = take
-                    for lane in range(n_valid):
-                        volume[s0 + lane, m, t] = lim[lane]
+                        block_v[t, m, lane] = take
             # The forward pass only consumed what stock and purchase limits could supply, so
             # `need` is 0 here.
             for m in range(M):
@@ -261,15 +271,22 @@ def _operate(
                     for lane in range(L):
                         take = _nanmin(avail[r, lane], vmax[m, lane])
                         avail[r, lane] -= take
-                        lim[lane] = take
-                    for lane in range(n_valid):
-                        volume[s0 + lane, m, t] = lim[lane]
+                        block_v[t, m, lane] = take
             # The backward pass left no more than storage room; clip round-off at the bounds.
             for r in range(R):
                 for lane in range(L):
                     stock[r, lane] = _nanmin(_nanmax(avail[r, lane], 0.0), stcap[r, lane])
-                for lane in range(n_valid):
-                    closing[s0 + lane, r, t] = stock[r, lane]
+                    block_s[t, r, lane] = stock[r, lane]
+        for lane in range(n_valid):
+            for j in range(U):
+                for t in range(T):
+                    activity[s0 + lane, j, t] = block_a[t, j, lane]
+            for m in range(M):
+                for t in range(T):
+                    volume[s0 + lane, m, t] = block_v[t, m, lane]
+            for r in range(R):
+                for t in range(T):
+                    closing[s0 + lane, r, t] = block_s[t, r, lane]
     return True
 
 
