@@ -170,9 +170,11 @@ def compile_model(
         else:
             profile = np.asarray(mk.price_profile if mk.price_profile is not None else np.ones(T))
             esc = value(f"{p}.escalation")
-            price[:, m, :] = (
-                value(f"{p}.price")[:, None] * profile[None, :] * (1.0 + esc[:, None]) ** years
-            )
+            # The growth path is the same for every scenario unless the escalation varies: one
+            # row of powers then, not S (same loop shape, so the same bits).
+            rows = esc if f"{p}.escalation" in scalars else esc[:1]
+            growth = (1.0 + rows[:, None]) ** years
+            price[:, m, :] = value(f"{p}.price")[:, None] * profile[None, :] * growth
         max_vol[:, m] = value(f"{p}.max_volume") if mk.max_volume is not None else np.inf
         min_vol[:, m] = value(f"{p}.min_volume")
         penalty[:, m] = value(f"{p}.shortfall_penalty")
