@@ -1,4 +1,4 @@
-"""Investment metrics vectorized over scenarios.
+"""Investment metrics of many scenarios at once, one row of cash flows each.
 
 Conventions are numpy-financial's: ``cash_flows[..., t]`` is the net flow at the *start* of
 period ``t`` (the first flow is at t=0 and is not discounted) and rates are per period.

@@ -17,10 +17,10 @@ Per period:
    are sold up to demand; the rest is stored. Markets are served in the order the model lists
    them.
 
-The rule is compiled with numba and runs scenario by scenario: one scenario's plan never
-depends on the others in the batch (the passes repeat for that scenario only), and its working
-set stays in registers and L1 cache. Recipes are held sparse (per unit, the resources it
-touches), as the model's own structure; a coefficient a scenario does not use is 0.
+The rule is compiled with numba. One scenario's plan never depends on the others in the batch:
+blocks of LANES scenarios run side by side (for SIMD), but each scenario's plan is taken from
+the pass where its own passes settle. Recipes are held sparse (per unit, the resources it
+touches, over all scenarios); a coefficient a scenario does not use is 0.
 """
 
 from __future__ import annotations
