@@ -124,19 +124,21 @@ def _accounts(
     R = stock.shape[1]
     P = project_unit.shape[0]
     cash_costs = np.empty(T)
-    # Loops over periods are innermost: one scenario's rows are contiguous, so they vectorize.
+    # One scenario's accounts are accumulated in a small buffer that stays in L1 cache and
+    # copied out once; loops over periods are innermost, so they vectorize.
+    acc = np.empty((out.shape[0], T))
     for s in range(S):
-        for k in range(out.shape[0]):
+        for k in range(acc.shape[0]):
             for t in range(T):
-                out[k, s, t] = 0.0
+                acc[k, t] = 0.0
         for m in range(M):
             row = REVENUE if market_sells[m] else PURCHASE
             for t in range(T):
-                out[row, s, t] += volume[s, m, t] * price[s, m, t]
+                acc[row, t] += volume[s, m, t] * price[s, m, t]
             if has_shortfall[m]:
                 for t in range(T):
                     gap = _nanmax(min_volume[s, m] - volume[s, m, t], 0.0)
-                    out[SHORTFALL, s, t] += gap * penalty[s, m]
+                    acc[SHORTFALL, t] += gap * penalty[s, m]
         # Fixed costs of units installed from the start are constant: added once per period.
         constant = 0.0
         for u in range(U):
@@ -148,16 +150,16 @@ def _accounts(
                 for q in range(P):
                     if project_unit[q] == u and _online(builds[s, q], project_lead[q], t):
                         installed = installed or project_capacity[s, q] > 0
-                out[FIXED, s, t] += (1.0 if installed else 0.0) * fixed_cost[s, u]
+                acc[FIXED, t] += (1.0 if installed else 0.0) * fixed_cost[s, u]
         for p in range(P):
             for t in range(T):
                 on = 1.0 if _online(builds[s, p], project_lead[p], t) else 0.0
-                out[FIXED, s, t] += project_fixed_cost[s, p] * on
+                acc[FIXED, t] += project_fixed_cost[s, p] * on
         for t in range(T):
-            out[FIXED, s, t] += constant
+            acc[FIXED, t] += constant
         for u in range(U):
             for t in range(T):
-                out[VARIABLE, s, t] += activity[s, u, t] * variable_cost[s, u]
+                acc[VARIABLE, t] += activity[s, u, t] * variable_cost[s, u]
             if has_startup[u]:
                 peak = 1.0
                 for t in range(T):
@@ -167,38 +169,41 @@ def _accounts(
                 for t in range(T):
                     running = activity[s, u, t] > threshold
                     started = 1.0 if (running and not was) else 0.0
-                    out[STARTUP, s, t] += started * startup_cost[s, u]
+                    acc[STARTUP, t] += started * startup_cost[s, u]
                     was = running
         for r in range(R):
             if has_holding[r]:
                 for t in range(T):
-                    out[HOLDING, s, t] += stock[s, r, t] * holding_cost[s, r]
+                    acc[HOLDING, t] += stock[s, r, t] * holding_cost[s, r]
         for t in range(T):
-            ebitda = out[REVENUE, s, t] - out[PURCHASE, s, t]
-            ebitda -= out[VARIABLE, s, t]
-            ebitda -= out[FIXED, s, t]
-            ebitda -= out[STARTUP, s, t]
-            ebitda -= out[HOLDING, s, t]
-            ebitda -= out[SHORTFALL, s, t]
-            out[EBITDA, s, t] = ebitda
-            cash_costs[t] = out[PURCHASE, s, t] + out[VARIABLE, s, t]
+            ebitda = acc[REVENUE, t] - acc[PURCHASE, t]
+            ebitda -= acc[VARIABLE, t]
+            ebitda -= acc[FIXED, t]
+            ebitda -= acc[STARTUP, t]
+            ebitda -= acc[HOLDING, t]
+            ebitda -= acc[SHORTFALL, t]
+            acc[EBITDA, t] = ebitda
+            cash_costs[t] = acc[PURCHASE, t] + acc[VARIABLE, t]
         _investment(s, builds, project_lead, project_capex, prof_ptr, shares, life_periods,
-                    project_salvage, out)  # fmt: skip
-        lag_row(out[REVENUE, s], recv_decay[s], recv_gain[s], out[RECEIVABLES, s])
-        lag_row(cash_costs, pay_decay[s], pay_gain[s], out[PAYABLES, s])
+                    project_salvage, acc)  # fmt: skip
+        lag_row(acc[REVENUE], recv_decay[s], recv_gain[s], acc[RECEIVABLES])
+        lag_row(cash_costs, pay_decay[s], pay_gain[s], acc[PAYABLES])
         previous = 0.0
         for t in range(T):
-            dep = out[DEPRECIATION, s, t] + existing_depreciation[s]
-            out[DEPRECIATION, s, t] = dep
-            tax = tax_rate[s] * _nanmax(out[EBITDA, s, t] - dep, 0.0)
-            out[TAX, s, t] = tax
-            wc = out[RECEIVABLES, s, t] - out[PAYABLES, s, t]
+            dep = acc[DEPRECIATION, t] + existing_depreciation[s]
+            acc[DEPRECIATION, t] = dep
+            tax = tax_rate[s] * _nanmax(acc[EBITDA, t] - dep, 0.0)
+            acc[TAX, t] = tax
+            wc = acc[RECEIVABLES, t] - acc[PAYABLES, t]
             delta = wc - previous
             if t == T - 1:
                 delta -= wc  # working capital is released at the horizon
             previous = wc
-            out[DELTA_WC, s, t] = delta
-            out[FCF, s, t] = out[EBITDA, s, t] - tax - out[CAPEX, s, t] + out[SALVAGE, s, t] - delta
+            acc[DELTA_WC, t] = delta
+            acc[FCF, t] = acc[EBITDA, t] - tax - acc[CAPEX, t] + acc[SALVAGE, t] - delta
+        for k in range(acc.shape[0]):
+            for t in range(T):
+                out[k, s, t] = acc[k, t]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -215,22 +220,23 @@ def _online(build: int, lead: int, t: int) -> bool:
 @njit(cache=True, error_model="numpy", inline="always")
 def _investment(
     s: int, builds: Arr, project_lead: Arr, project_capex: Arr, prof_ptr: Arr, shares: Arr,
-    life_periods: Arr, project_salvage: Arr, out: Arr,
+    life_periods: Arr, project_salvage: Arr, acc: Arr,
 ) -> None:  # fmt: skip
-    """Capex by the project's profile (what falls after the horizon in the last period),
-    straight-line depreciation from the period the capacity is available, salvage at the end.
+    """Into scenario s's accounts `acc` (A, T): capex by the project's profile (what falls after
+    the horizon in the last period), straight-line depreciation from the period the capacity is
+    available, salvage at the end.
     """
-    T = out.shape[2]
+    T = acc.shape[1]
     for p in range(project_lead.shape[0]):
         b = builds[s, p]
         if b < 0:
             continue
         for k in range(prof_ptr[p], prof_ptr[p + 1]):
             when = min(b + (k - prof_ptr[p]), T - 1)
-            out[CAPEX, s, when] += project_capex[s, p] * shares[k]
+            acc[CAPEX, when] += project_capex[s, p] * shares[k]
         start = b + project_lead[p]
         life = life_periods[s, p]
         per_period = project_capex[s, p] / life
         for t in range(max(start, 0), min(start + life, T)):
-            out[DEPRECIATION, s, t] += per_period
-        out[SALVAGE, s, T - 1] += project_salvage[s, p]
+            acc[DEPRECIATION, t] += per_period
+        acc[SALVAGE, T - 1] += project_salvage[s, p]
