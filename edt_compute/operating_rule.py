@@ -226,12 +226,15 @@ def _operate(
                 _backward(a, floor, prod, cons, outlet, n_pass >= shut_from, delta, over, cut_any,
                           in_ptr, in_res, cin, out_ptr, out_res, cout, check_outlet, feeds)
                 # Freeze the lanes that settled in this pass (as selects, which vectorize).
-                n_live = 0
+                n_live, n_settled = 0, 0
                 for lane in range(L):
                     settles = live[lane] and not cut_any[lane]
                     settle[lane] = 1.0 if settles else 0.0
                     live[lane] = live[lane] and not settles
                     n_live += 1 if live[lane] else 0
+                    n_settled += 1 if settles else 0
+                if n_settled == 0:
+                    continue
                 for j in range(U):
                     for lane in range(L):
                         if settle[lane] > 0.0:
