@@ -129,3 +129,17 @@ def test_validate_reports_a_yaml_syntax_error_with_its_line(tmp_path: Path) -> N
     bad.write_text("name: x\nscenarios: {kind: list, scenarios: [}\n")
     code, _, err = _invoke("validate", str(bad))
     assert code == 2 and "line 2" in err and "Traceback" not in err
+
+
+def test_validate_takes_a_model_file_and_lists_its_problems(tmp_path: Path) -> None:
+    import yaml
+
+    source = Path(__file__).resolve().parents[1] / "edt_compute" / "library" / "steel_minimill.yaml"
+    code, out, _ = _invoke("validate", str(source))
+    assert code == 0 and "valid model steel_minimill" in out
+    model = yaml.safe_load(source.read_text())
+    model["units"][0]["availability"] = 1.7
+    bad = tmp_path / "model.yaml"
+    bad.write_text(yaml.safe_dump(model))
+    code, _, err = _invoke("validate", str(bad))
+    assert code == 2 and "units.eaf.availability" in err
