@@ -50,6 +50,8 @@ def descendants(root: int) -> dict[int, int]:
 
 def _kill_all(seen: dict[int, int]) -> None:
     for pid, start in seen.items():
+        if pid == os.getpid():
+            continue  # the watcher is a child of the run too
         st = _stat(pid)
         if st is not None and st[1] == start:
             with contextlib.suppress(OSError):  # gone meanwhile

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 
 import ray
@@ -26,6 +27,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> RayInfo:
     """Initialise Ray once per process and report what we are running on."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
+        if not sys.stdout.isatty():
+            # Ray colours the lines it relays (e.g. "(raylet) ..."): not in log files.
+            os.environ.setdefault("RAY_COLOR_PREFIX", "0")
         if address:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:

@@ -47,7 +47,7 @@ class CompiledModel:
     # markets
     market_resource: np.ndarray  # (M,) resource index
     market_sells: np.ndarray  # (M,) bool
-    price: FloatArray  # (S, M, T), a view of a (T, M, S) buffer
+    price: FloatArray  # (S, M, T)
     max_volume: FloatArray  # (S, M), inf when unlimited
     min_volume: FloatArray  # (S, M)
     shortfall_penalty: FloatArray  # (S, M)
@@ -160,8 +160,8 @@ def compile_model(
     ppy = model.finance.periods_per_year
     years = np.arange(T) / ppy
     M = len(model.markets)
-    # Held period-major so that the simulation's loops read contiguous rows of scenarios.
-    price = np.zeros((T, M, S)).transpose(2, 1, 0)
+    # Scenario-major: the compiled simulation reads one scenario's periods at a time.
+    price = np.zeros((S, M, T))
     max_vol, min_vol, penalty = np.zeros((S, M)), np.zeros((S, M)), np.zeros((S, M))
     for m, mk in enumerate(model.markets):
         p = f"markets.{mk.name}"
@@ -170,9 +170,11 @@ def compile_model(
         else:
             profile = np.asarray(mk.price_profile if mk.price_profile is not None else np.ones(T))
             esc = value(f"{p}.escalation")
-            price[:, m, :] = (
-                value(f"{p}.price")[:, None] * profile[None, :] * (1.0 + esc[:, None]) ** years
-            )
+            # The growth path is the same for every scenario unless the escalation varies: one
+            # row of powers then, not S (same loop shape, so the same bits).
+            rows = esc if f"{p}.escalation" in scalars else esc[:1]
+            growth = (1.0 + rows[:, None]) ** years
+            price[:, m, :] = value(f"{p}.price")[:, None] * profile[None, :] * growth
         max_vol[:, m] = value(f"{p}.max_volume") if mk.max_volume is not None else np.inf
         min_vol[:, m] = value(f"{p}.min_volume")
         penalty[:, m] = value(f"{p}.shortfall_penalty")
@@ -236,22 +238,6 @@ def compile_model(
         payable_days=value("finance.payable_days").copy(),
         existing_depreciation=value("finance.existing_depreciation").copy(),
     )
-
-
-def available_capacity(cm: CompiledModel, builds: np.ndarray) -> np.ndarray:
-    """Effective capacity (S, U, T) given build periods (S, P) (-1 = not built)."""
-    t = np.arange(cm.T)
-    cap = np.repeat(cm.capacity[:, :, None], cm.T, axis=2)
-    for p in range(len(cm.projects)):
-        online = project_online(builds[:, p], int(cm.project_lead[p]), t)
-        cap[:, cm.project_unit[p], :] += cm.project_capacity[:, p, None] * online
-    return cap * cm.availability[:, :, None]
-
-
-def project_online(build: np.ndarray, lead: int, t: np.ndarray) -> np.ndarray:
-    """(S, T) 0/1: the project's capacity is available in period t."""
-    b = np.asarray(build)[:, None]
-    return ((b >= 0) & (t[None, :] >= b + lead)).astype(float)
 
 
 def no_builds(cm: CompiledModel) -> np.ndarray:

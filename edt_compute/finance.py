@@ -1,4 +1,4 @@
-"""Investment metrics vectorized over scenarios.
+"""Investment metrics of many scenarios at once, one row of cash flows each.
 
 Conventions are numpy-financial's: ``cash_flows[..., t]`` is the net flow at the *start* of
 period ``t`` (the first flow is at t=0 and is not discounted) and rates are per period.
@@ -11,12 +11,18 @@ Rate arguments are scalars or arrays broadcastable to the leading shape (one rat
 
 A row containing NaN or inf yields NaN for every metric: such rows come from failed scenarios
 and must not turn into plausible-looking numbers.
+
+The loops over rows are compiled with numba and compute each row on its own, so a row's
+metrics are bit-for-bit the same whatever the other rows in the call (chunking never changes
+results). The one exception to "compiled" is IRR of rows with several sign changes, which needs
+the eigenvalues of a companion matrix (LAPACK through numpy, in batches).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 __all__ = [
     "METRIC_NAMES",
@@ -39,10 +45,11 @@ _NEWTON_TOL = 1e-10
 # After this many iterations only bisection steps are taken, which guarantees termination.
 _NEWTON_ITERS = 40
 _MAX_ITERS = 110
-# Rows per block in irr(): small enough for the working vectors to stay in L2 cache.
-_BLOCK_ROWS = 16384
 # Rows per batch of companion matrices, bounding memory to a few MB per batch.
 _EIG_BATCH = 4096
+# irr() row kinds
+_NO_ANSWER, _ONE_CHANGE, _SEVERAL_CHANGES = 0, 1, 2
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def _as_flows(cash_flows: npt.ArrayLike) -> tuple[FloatArray, tuple[int, ...]]:
@@ -55,109 +62,248 @@ def _as_flows(cash_flows: npt.ArrayLike) -> tuple[FloatArray, tuple[int, ...]]:
 
 
 def _per_row(rate: npt.ArrayLike, lead: tuple[int, ...]) -> FloatArray:
-    """Broadcast a scalar or per-row rate to one value per row, shape (S,)."""
+    """Broadcast a scalar or per-row rate to one value per row, shape (S,), contiguous."""
     r = np.asarray(rate, dtype=np.float64)
-    return np.broadcast_to(r, lead).reshape(-1)
+    return np.ascontiguousarray(np.broadcast_to(r, lead).reshape(-1))
 
 
-def _discount_factors(rate: FloatArray, n_periods: int) -> FloatArray:
-    """(1 + r)^t as (S, N), or (1, N) when all rows share a rate (saves an (S, N) array)."""
-    t = np.arange(n_periods)
-    if rate.size > 0 and np.all(rate == rate[0]):
-        return ((1.0 + rate[0]) ** t)[None, :]
-    return (1.0 + rate)[:, None] ** t
+# --- per-row kernels ---------------------------------------------------------------------
 
 
-def _finite_rows(flows: FloatArray) -> npt.NDArray[np.bool_]:
-    return np.asarray(np.isfinite(flows).all(axis=1))
+@njit(cache=True, error_model="numpy", inline="always")
+def _finite(row: FloatArray) -> bool:
+    ok = True
+    for x in row:
+        ok = ok and np.isfinite(x)
+    return ok
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _discount(rate: float, previous: float, disc: FloatArray) -> float:
+    """disc[t] = (1 + rate)^t, recomputed only when the rate differs from the previous row's."""
+    if rate != previous:
+        base = 1.0 + rate
+        for t in range(disc.shape[0]):
+            disc[t] = base ** float(t)
+    return rate
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _npv_row(row: FloatArray, disc: FloatArray, sign: int) -> float:
+    """sum_t CF_t / (1 + rate)^t over all flows (sign 0), the positive (1) or negative (-1)."""
+    total = 0.0
+    for t in range(row.shape[0]):
+        x = row[t]
+        if (sign > 0 and not x > 0) or (sign < 0 and not x < 0):
+            x = 0.0
+        # Divide (not multiply by 1/(1+r)^t) to round as numpy-financial does.
+        total += x / disc[t]
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _npv_rows(rate: FloatArray, flows: FloatArray, out: FloatArray) -> None:
+    disc, previous = np.empty(flows.shape[1]), np.nan
+    for i in range(flows.shape[0]):
+        previous = _discount(rate[i], previous, disc)
+        out[i] = _npv_row(flows[i], disc, 0)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _irr_kind(row: FloatArray) -> tuple[int, int, int, float]:
+    """Kind of the row for irr(), and for one sign change: first and last non-zero flow and
+    the sign of the first."""
+    n = row.shape[0]
+    first_pos, first_neg, last_pos, last_neg = n, n, -1, -1
+    for t in range(n):
+        x = row[t]
+        if not np.isfinite(x):
+            return _NO_ANSWER, 0, 0, 0.0
+        if x > 0:
+            last_pos = t
+            if first_pos == n:
+                first_pos = t
+        elif x < 0:
+            last_neg = t
+            if first_neg == n:
+                first_neg = t
+    if last_pos < 0 or last_neg < 0:
+        return _NO_ANSWER, 0, 0, 0.0
+    if last_neg < first_pos or last_pos < first_neg:
+        sign_first = -1.0 if first_neg < first_pos else 1.0
+        return _ONE_CHANGE, min(first_pos, first_neg), max(last_pos, last_neg), sign_first
+    return _SEVERAL_CHANGES, 0, 0, 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _irr_single_root(row: FloatArray, first: int, last: int, sign_first: float) -> float:
+    """IRR of a row with exactly one sign change: safeguarded Newton in x = 1/(1+r).
+
+    With one sign change, f(x) = sum_t CF_t x^t has exactly one positive root (Descartes),
+    f has the sign of the first non-zero flow below it and the opposite sign above it. Each
+    iteration tightens the bracket [lo, hi] with the sign of f and takes the Newton step if
+    it stays strictly inside the bracket, else a geometric bisection step (x may span orders
+    of magnitude).
+    """
+    n = row.shape[0]
+    biggest = 0.0
+    for t in range(n):
+        biggest = max(biggest, abs(row[t]))
+    head, tail = abs(row[first]), abs(row[last])
+    # Cauchy bounds on the moduli of the non-zero roots; they are strict, so the signs of f
+    # at lo and hi are known without evaluating it there.
+    hi = 1.0 + biggest / tail
+    lo = head / (head + biggest)
+    # Start at r = 0. A two-lump closed-form guess saves two iterations but costs as much.
+    x = 1.0 if (lo < 1.0 and hi > 1.0) else np.sqrt(lo * hi)
+    for it in range(_MAX_ITERS):
+        p = row[n - 1]
+        dp = 0.0
+        for t in range(n - 2, -1, -1):
+            dp = dp * x + p
+            p = p * x + row[t]
+        below = p * sign_first  # > 0: the root lies above x
+        if below > 0:
+            lo = x
+        elif below < 0:
+            hi = x
+        step = p / dp
+        x = x - step
+        converged = abs(step) <= _NEWTON_TOL * x
+        if not (converged or (it < _NEWTON_ITERS and lo < x < hi)):
+            x = np.sqrt(lo * hi)
+            converged = hi - lo <= _NEWTON_TOL * x
+        if converged:
+            return 1.0 / x - 1.0
+    return np.nan
+
+
+@njit(cache=True, error_model="numpy")
+def _irr_rows(flows: FloatArray, out: FloatArray) -> npt.NDArray[np.int64]:
+    """IRR of rows with at most one sign change; returns the kind of every row."""
+    kinds = np.empty(flows.shape[0], dtype=np.int64)
+    for i in range(flows.shape[0]):
+        kind, first, last, sign_first = _irr_kind(flows[i])
+        kinds[i] = kind
+        out[i] = _irr_single_root(flows[i], first, last, sign_first) if kind == _ONE_CHANGE else np.nan
+    return kinds
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _mirr_row(row: FloatArray, fin_disc: FloatArray, rei_disc: FloatArray, rei: float) -> float:
+    n = row.shape[0]
+    has_pos, has_neg = False, False
+    for x in row:
+        has_pos = has_pos or x > 0
+        has_neg = has_neg or x < 0
+    if not (has_pos and has_neg and _finite(row)):
+        return np.nan
+    numer = abs(_npv_row(row, rei_disc, 1))
+    denom = abs(_npv_row(row, fin_disc, -1))
+    exponent = 1.0 / (n - 1) if n > 1 else np.nan
+    return (numer / denom) ** exponent * (1.0 + rei) - 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _mirr_rows(flows: FloatArray, fin: FloatArray, rei: FloatArray, out: FloatArray) -> None:
+    n = flows.shape[1]
+    fin_disc, rei_disc, fin_prev, rei_prev = np.empty(n), np.empty(n), np.nan, np.nan
+    for i in range(flows.shape[0]):
+        fin_prev = _discount(fin[i], fin_prev, fin_disc)
+        rei_prev = _discount(rei[i], rei_prev, rei_disc)
+        out[i] = _mirr_row(flows[i], fin_disc, rei_disc, rei[i])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _pi_row(row: FloatArray, disc: FloatArray) -> float:
+    outflow = -_npv_row(row, disc, -1)
+    if not (outflow > 0 and _finite(row)):
+        return np.nan
+    return _npv_row(row, disc, 1) / outflow
+
+
+@njit(cache=True, error_model="numpy")
+def _pi_rows(flows: FloatArray, rate: FloatArray, out: FloatArray) -> None:
+    disc, previous = np.empty(flows.shape[1]), np.nan
+    for i in range(flows.shape[0]):
+        previous = _discount(rate[i], previous, disc)
+        out[i] = _pi_row(flows[i], disc)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _payback_row(row: FloatArray, disc: FloatArray, discounted: bool) -> float:
+    """Payback of one row (of its flows divided by disc if `discounted`); see payback()."""
+    n = row.shape[0]
+    if not _finite(row):
+        return np.nan
+    cum, gross = 0.0, 0.0
+    last_short = -1
+    cum_at_last = 0.0
+    short = False
+    for t in range(n):
+        x = row[t] / disc[t] if discounted else row[t]
+        cum += x
+        gross += abs(x)
+        # A cumulative that is zero up to the rounding of its own summation counts as
+        # recovered, so [-100, 30.1, 69.9] pays back at 2.0 rather than never.
+        short = cum < -(n * _EPS * gross)
+        if short:
+            last_short = t
+            cum_at_last = cum
+    if short:  # still short in the last period: never recovered (also NaN cumulatives)
+        return np.nan
+    if last_short < 0:
+        return 0.0
+    x = row[last_short + 1]
+    if discounted:
+        x = x / disc[last_short + 1]
+    # At most 1 up to rounding of the slack; the clip keeps it inside its period.
+    return last_short + min(-cum_at_last / x, 1.0)
+
+
+@njit(cache=True, error_model="numpy")
+def _payback_rows(flows: FloatArray, rate: FloatArray, discounted: bool, out: FloatArray) -> None:
+    disc, previous = np.empty(flows.shape[1]), np.nan
+    for i in range(flows.shape[0]):
+        previous = _discount(rate[i], previous, disc)
+        out[i] = _payback_row(flows[i], disc, discounted)
+
+
+@njit(cache=True, error_model="numpy")
+def _metric_rows(flows: FloatArray, rate: FloatArray, out: FloatArray) -> npt.NDArray[np.int64]:
+    """Columns npv, irr (per period, NaN where several sign changes), mirr, pi, payback and
+    discounted payback (in periods) of every row; returns irr()'s kind of every row."""
+    kinds = np.empty(flows.shape[0], dtype=np.int64)
+    disc, previous = np.empty(flows.shape[1]), np.nan
+    for i in range(flows.shape[0]):
+        row = flows[i]
+        previous = _discount(rate[i], previous, disc)
+        out[0, i] = _npv_row(row, disc, 0)
+        kind, first, last, sign_first = _irr_kind(row)
+        kinds[i] = kind
+        out[1, i] = _irr_single_root(row, first, last, sign_first) if kind == _ONE_CHANGE else np.nan
+        out[2, i] = _mirr_row(row, disc, disc, rate[i])
+        out[3, i] = _pi_row(row, disc)
+        out[4, i] = _payback_row(row, disc, False)
+        out[5, i] = _payback_row(row, disc, True)
+    return kinds
+
+
+# --- public functions --------------------------------------------------------------------
 
 
 def npv(rate: npt.ArrayLike, cash_flows: npt.ArrayLike) -> FloatArray:
     """Net present value, sum_t CF_t / (1 + rate)^t, as numpy_financial.npv, per row."""
     flows, lead = _as_flows(cash_flows)
-    r = _per_row(rate, lead)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # Divide (not multiply by 1/(1+r)^t) to round exactly as numpy-financial does.
-        out = (flows / _discount_factors(r, flows.shape[1])).sum(axis=1)
-    return np.asarray(out, dtype=np.float64).reshape(lead)
+    out = np.empty(flows.shape[0])
+    _npv_rows(_per_row(rate, lead), flows, out)
+    return out.reshape(lead)
 
 
 def _first_last(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Index of the first and last True per row (meaningful only where the row has one)."""
     n = mask.shape[1]
     return np.argmax(mask, axis=1), n - 1 - np.argmax(mask[:, ::-1], axis=1)
-
-
-def _horner(coef_t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Value and derivative of sum_t coef_t[t] * x^t; coef_t is (N, M) so rows are contiguous."""
-    p = coef_t[-1].copy()
-    dp = np.zeros_like(x)
-    for c in coef_t[-2::-1]:
-        dp *= x
-        dp += p
-        p *= x
-        p += c
-    return p, dp
-
-
-def _irr_single_root(
-    flows: FloatArray,
-    first: npt.NDArray[np.intp],
-    last: npt.NDArray[np.intp],
-    sign_first: FloatArray,
-) -> FloatArray:
-    """IRR of rows with exactly one sign change: safeguarded Newton in x = 1/(1+r).
-
-    With one sign change, f(x) = sum_t CF_t x^t has exactly one positive root (Descartes),
-    f has the sign of the first non-zero flow below it and the opposite sign above it. Each
-    iteration tightens the bracket [lo, hi] with the sign of f and takes the Newton step if
-    it stays strictly inside the bracket, else a geometric bisection step (x may span orders
-    of magnitude). Rows leave the working set once converged.
-    """
-    m = flows.shape[0]
-    rows = np.arange(m)
-    coef_t = np.ascontiguousarray(flows.T)
-    biggest = np.maximum(coef_t.max(axis=0), -coef_t.min(axis=0))
-    head, tail = np.abs(flows[rows, first]), np.abs(flows[rows, last])
-    # Cauchy bounds on the moduli of the non-zero roots; they are strict, so the signs of f
-    # at lo and hi are known without evaluating it there.
-    hi = 1.0 + biggest / tail
-    lo = head / (head + biggest)
-    # Start at r = 0. A two-lump closed-form guess saves two iterations but costs as much.
-    x = np.where((lo < 1.0) & (hi > 1.0), 1.0, np.sqrt(lo * hi))
-
-    ids = rows
-    live = np.ones(m, dtype=bool)
-    out = np.full(m, np.nan)
-    for it in range(_MAX_ITERS):
-        f, df = _horner(coef_t, x)
-        below = f * sign_first  # > 0: the root lies above x
-        np.copyto(lo, x, where=below > 0)
-        np.copyto(hi, x, where=below < 0)
-        step = f / df
-        x = x - step
-        converged = np.abs(step) <= _NEWTON_TOL * x
-        ok = converged
-        if it < _NEWTON_ITERS:
-            ok = ok | ((x > lo) & (x < hi))
-        bad = ~ok
-        if bad.any():
-            # Bisection is rare, so it is done on the few rows that need it only.
-            mid = np.sqrt(lo[bad] * hi[bad])
-            x[bad] = mid
-            converged[bad] = hi[bad] - lo[bad] <= _NEWTON_TOL * mid
-        done = live & converged
-        out[ids[done]] = x[done]
-        live &= ~done
-        n_live = int(live.sum())
-        if n_live == 0:
-            break
-        # Compaction copies the coefficients, so only pay for it once it saves work.
-        if n_live < 0.8 * live.size:
-            coef_t, x, lo, hi = coef_t[:, live], x[live], lo[live], hi[live]
-            ids, sign_first = ids[live], sign_first[live]
-            live = np.ones(n_live, dtype=bool)
-    return 1.0 / out - 1.0
 
 
 def _irr_closest_root(flows: FloatArray) -> FloatArray:
@@ -194,28 +340,12 @@ def _irr_closest_root(flows: FloatArray) -> FloatArray:
     return out
 
 
-def _irr_rows(flows: FloatArray) -> FloatArray:
-    """irr() of an (S, N) block of rows."""
-    pos, neg = flows > 0, flows < 0
-    first_pos, last_pos = _first_last(pos)
-    first_neg, last_neg = _first_last(neg)
-    mixed = pos.any(axis=1) & neg.any(axis=1) & _finite_rows(flows)
-    single = mixed & ((last_neg < first_pos) | (last_pos < first_neg))
-    several = mixed & ~single
-
-    out = np.full(flows.shape[0], np.nan)
-    if single.all():
-        sel: slice | npt.NDArray[np.bool_] = slice(None)  # spare the copy in the common case
-    else:
-        sel = single
-    if single.any():
-        first = np.minimum(first_pos, first_neg)[sel]
-        last = np.maximum(last_pos, last_neg)[sel]
-        sign_first = np.where(first_neg < first_pos, -1.0, 1.0)[sel]
-        out[sel] = _irr_single_root(flows[sel], first, last, sign_first)
+def _fill_several(flows: FloatArray, kinds: npt.NDArray[np.int64], out: FloatArray) -> None:
+    several = kinds == _SEVERAL_CHANGES
     if several.any():
-        out[several] = _irr_closest_root(flows[several])
-    return out
+        # Overflow and 0/0 in rows that are hopeless anyway end as NaN; no warnings for them.
+        with np.errstate(all="ignore"):
+            out[several] = _irr_closest_root(flows[several])
 
 
 def irr(cash_flows: npt.ArrayLike) -> FloatArray:
@@ -226,24 +356,18 @@ def irr(cash_flows: npt.ArrayLike) -> FloatArray:
 
     * no sign change (including all-zero rows) or a non-finite flow: NaN;
     * exactly one sign change (conventional flows): the root is unique and is found by a
-      vectorized safeguarded Newton/bisection iteration on all such rows at once;
+      compiled safeguarded Newton/bisection iteration per row;
     * several sign changes: numpy_financial.irr's rule is reproduced - among the real
       positive roots of the polynomial, the rate closest to zero, NaN if there is none - by
       solving batches of companion matrices with numpy.linalg.eigvals. This is exact but
       takes about half of numpy-financial's time per row (conventional rows: under 1%).
 
-    Every row is computed by elementwise operations only, so its IRR is bit-for-bit the same
-    whatever the other rows in the call (chunking never changes results). Never raises for a
-    numeric input. Float64 limits: a rate within ~1e-16 of -1 rounds to -1, and rows whose
-    flows span ~300 orders of magnitude may come out NaN.
+    Never raises for a numeric input. Float64 limits: a rate within ~1e-16 of -1 rounds to
+    -1, and rows whose flows span ~300 orders of magnitude may come out NaN.
     """
     flows, lead = _as_flows(cash_flows)
     out = np.empty(flows.shape[0])
-    # Overflow and 0/0 in rows that are hopeless anyway end as NaN; no warnings for them.
-    with np.errstate(all="ignore"):
-        # Blocks keep the per-row working vectors in cache: worth ~1/3 of the time.
-        for start in range(0, flows.shape[0], _BLOCK_ROWS):
-            out[start : start + _BLOCK_ROWS] = _irr_rows(flows[start : start + _BLOCK_ROWS])
+    _fill_several(flows, _irr_rows(flows, out), out)
     return out.reshape(lead)
 
 
@@ -257,16 +381,9 @@ def mirr(
     positive and a negative flow.
     """
     flows, lead = _as_flows(cash_flows)
-    n = flows.shape[1]
-    fin, rei = _per_row(finance_rate, lead), _per_row(reinvest_rate, lead)
-    pos, neg = flows > 0, flows < 0
-    with np.errstate(all="ignore"):
-        numer = np.abs(npv(rei, np.where(pos, flows, 0.0)))
-        denom = np.abs(npv(fin, np.where(neg, flows, 0.0)))
-        exponent = 1.0 / (n - 1) if n > 1 else np.nan
-        out = (numer / denom) ** exponent * (1.0 + rei) - 1.0
-    valid = pos.any(axis=1) & neg.any(axis=1) & _finite_rows(flows)
-    return np.where(valid, out, np.nan).reshape(lead)
+    out = np.empty(flows.shape[0])
+    _mirr_rows(flows, _per_row(finance_rate, lead), _per_row(reinvest_rate, lead), out)
+    return out.reshape(lead)
 
 
 def profitability_index(rate: npt.ArrayLike, cash_flows: npt.ArrayLike) -> FloatArray:
@@ -279,33 +396,9 @@ def profitability_index(rate: npt.ArrayLike, cash_flows: npt.ArrayLike) -> Float
     non-finite flow.
     """
     flows, lead = _as_flows(cash_flows)
-    r = _per_row(rate, lead)
-    inflow = npv(r, np.where(flows > 0, flows, 0.0))
-    outflow = -npv(r, np.where(flows < 0, flows, 0.0))
-    valid = (outflow > 0) & _finite_rows(flows)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(valid, inflow / np.where(valid, outflow, 1.0), np.nan).reshape(lead)
-
-
-def _payback_periods(flows: FloatArray) -> FloatArray:
-    """Payback of (S, N) flows; see payback() for the definition."""
-    m, n = flows.shape
-    cum = np.cumsum(flows, axis=1)
-    # A cumulative that is zero up to the rounding of its own summation counts as recovered,
-    # so [-100, 30.1, 69.9] pays back at 2.0 rather than never.
-    slack = n * np.finfo(np.float64).eps * np.cumsum(np.abs(flows), axis=1)
-    short = cum < -slack
-    any_short = short.any(axis=1)
-    last_short = n - 1 - np.argmax(short[:, ::-1], axis=1)
-    never = short[:, -1]
-    j = np.where(any_short & ~never, last_short, 0)
-    rows = np.arange(m)
-    nxt = np.minimum(j + 1, n - 1)
-    with np.errstate(all="ignore"):  # rows without a crossing divide by anything
-        # At most 1 up to rounding of the slack; the clip keeps it inside its period.
-        frac = np.minimum(-cum[rows, j] / flows[rows, nxt], 1.0)
-    out = np.where(any_short, j + frac, 0.0)
-    return np.where(never | ~_finite_rows(flows), np.nan, out)
+    out = np.empty(flows.shape[0])
+    _pi_rows(flows, _per_row(rate, lead), out)
+    return out.reshape(lead)
 
 
 def payback(cash_flows: npt.ArrayLike) -> FloatArray:
@@ -319,16 +412,17 @@ def payback(cash_flows: npt.ArrayLike) -> FloatArray:
     Example: [-100, 30, 40, 50] has C = [-100, -70, -30, 20], so payback = 2 + 30/50 = 2.6.
     """
     flows, lead = _as_flows(cash_flows)
-    return _payback_periods(flows).reshape(lead)
+    out = np.empty(flows.shape[0])
+    _payback_rows(flows, np.zeros(flows.shape[0]), False, out)
+    return out.reshape(lead)
 
 
 def discounted_payback(rate: npt.ArrayLike, cash_flows: npt.ArrayLike) -> FloatArray:
     """Payback per row, as payback(), of the discounted flows CF_t / (1 + rate)^t."""
     flows, lead = _as_flows(cash_flows)
-    r = _per_row(rate, lead)
-    with np.errstate(all="ignore"):
-        discounted = flows / _discount_factors(r, flows.shape[1])
-    return _payback_periods(discounted).reshape(lead)
+    out = np.empty(flows.shape[0])
+    _payback_rows(flows, _per_row(rate, lead), True, out)
+    return out.reshape(lead)
 
 
 def period_rate(annual_rate: npt.ArrayLike, periods_per_year: npt.ArrayLike) -> FloatArray:
@@ -351,17 +445,6 @@ def annualise(period_rate: npt.ArrayLike, periods_per_year: npt.ArrayLike) -> Fl
 METRIC_NAMES = ("npv", "irr", "mirr", "pi", "payback_years", "discounted_payback_years")
 
 
-def _metrics_block(flows: FloatArray, rate: FloatArray, m: float) -> dict[str, FloatArray]:
-    return {
-        "npv": npv(rate, flows),
-        "irr": annualise(irr(flows), m),
-        "mirr": annualise(mirr(flows, rate, rate), m),
-        "pi": profitability_index(rate, flows),
-        "payback_years": payback(flows) / m,
-        "discounted_payback_years": discounted_payback(rate, flows) / m,
-    }
-
-
 def metrics(
     cash_flows: npt.ArrayLike, annual_rate: npt.ArrayLike, periods_per_year: float
 ) -> dict[str, FloatArray]:
@@ -373,12 +456,17 @@ def metrics(
     flows' currency at t=0 and pi is a ratio.
     """
     flows, lead = _as_flows(cash_flows)
-    rate = period_rate(_per_row(annual_rate, lead), periods_per_year)
-    out = {name: np.empty(flows.shape[0]) for name in METRIC_NAMES}
-    # Row blocks keep the temporaries in cache, about twice as fast on a million rows; rows
-    # are independent, so the results are the same.
-    for start in range(0, flows.shape[0], _BLOCK_ROWS):
-        rows = slice(start, start + _BLOCK_ROWS)
-        for name, values in _metrics_block(flows[rows], rate[rows], periods_per_year).items():
-            out[name][rows] = values
+    rate = np.ascontiguousarray(period_rate(_per_row(annual_rate, lead), periods_per_year))
+    # One pass over each row for all metrics: the row is read from memory once.
+    table = np.empty((len(METRIC_NAMES), flows.shape[0]))
+    _fill_several(flows, _metric_rows(flows, rate, table), table[1])
+    m = periods_per_year
+    out = {
+        "npv": table[0],
+        "irr": annualise(table[1], m),
+        "mirr": annualise(table[2], m),
+        "pi": table[3],
+        "payback_years": table[4] / m,
+        "discounted_payback_years": table[5] / m,
+    }
     return {name: values.reshape(lead) for name, values in out.items()}

@@ -209,3 +209,25 @@ def test_passing_the_whole_model_or_changing_entries_gives_the_same_results(
     for s in (3, 0, 5):
         assert pm.solve(methanol, s).objective == pytest.approx(warm_results[s].objective, rel=1e-6)
     assert pm._highs.repasses == (3 if share == 0.0 else 1)
+
+
+def test_a_worker_given_the_compiled_milp_never_builds_pyomo(
+    methanol: CompiledModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pickle
+
+    import solvers.planning as planning
+    from solvers import compile_milp
+
+    model = load_model("methanol_ammonia")
+    shipped = pickle.loads(pickle.dumps(compile_milp(model)))  # as through Ray's object store
+
+    def no_pyomo(*_: object, **__: object) -> None:
+        raise AssertionError("the Pyomo model was built again")
+
+    monkeypatch.setattr(planning, "build_formulation", no_pyomo)
+    given = PlanningModel(model, milp=shipped).solve(methanol, 0)
+    monkeypatch.undo()
+    fresh = PlanningModel(model).solve(methanol, 0)
+    assert given.status is fresh.status is SolveStatus.OPTIMAL
+    assert given.objective == pytest.approx(fresh.objective, rel=1e-9)

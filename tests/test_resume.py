@@ -1,4 +1,5 @@
-"""`edt run` killed mid-job, then `edt resume`: only chunks with no committed part are recomputed."""
+"""Jobs that outlive their process: an embedded `edt run` killed, then `edt resume`; on a
+`ray start` cluster, `edt run` and then the supervisor's own process killed mid-job."""
 
 from __future__ import annotations
 
@@ -7,83 +8,137 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import yaml
 
+from cluster.reaper import descendants
 from jobs.registry import Registry
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 EDT = str(Path(sys.executable).parent / "edt")
-
-
-def _wait_for(predicate, timeout: float = 300.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.05)  # polling interval, not a wait for a fixed time
-
-
-def test_resume_after_the_driver_is_killed_recomputes_only_missing_chunks(tmp_path: Path) -> None:
-    job = {
-        "name": "resume-test",
-        "model": "methanol_ammonia",
-        "seed": 3,
-        "scenarios": {
-            "kind": "monte_carlo",
-            "samples": 30000,
-            "parameters": {
-                "markets.methanol_sales.price": {"dist": "uniform", "low": 0.25, "high": 0.4}
-            },
+JOB = {
+    "name": "resume-test",
+    "model": "methanol_ammonia",
+    "seed": 3,
+    "scenarios": {
+        "kind": "monte_carlo",
+        "samples": 6000,
+        "parameters": {
+            "markets.methanol_sales.price": {"dist": "uniform", "low": 0.25, "high": 0.4}
         },
-    }
-    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    },
+}
+
+
+def _alive(seen: dict[int, int]) -> list[int]:
+    alive = []
+    for pid, start in seen.items():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[19]) == start:
+            alive.append(pid)
+    return alive
+
+
+def _status(registry_url: str, job_id: str, env: dict[str, str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [EDT, "status", job_id, "--registry", registry_url],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def test_a_killed_embedded_run_is_interrupted_cleaned_up_and_resumed(
+    tmp_path: Path, gate: Path
+) -> None:
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
     registry_url = f"sqlite:///{tmp_path / 'r.db'}"
-    common = ["--storage", str(tmp_path / "results"), "--registry", registry_url, "--workers", "1"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     driver = subprocess.Popen(
-        [EDT, "run", str(tmp_path / "job.yaml"), "--chunk-size", "1000", *common],
+        [
+            EDT,
+            "run",
+            str(tmp_path / "job.yaml"),
+            "--chunk-size",
+            "1000",
+            "--workers",
+            "1",
+            "--storage",
+            str(tmp_path / "results"),
+            "--registry",
+            registry_url,
+        ],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
     )
     reg = Registry(registry_url)
+    seen: dict[int, int] = {}
     try:
-        _wait_for(lambda: (tmp_path / "r.db").exists() and bool(reg.list_jobs()))
+        wait_for(lambda: (tmp_path / "r.db").exists() and bool(reg.list_jobs()), what="job row")
         job_id = reg.list_jobs()[0].id
-        _wait_for(lambda: len(reg.committed_chunks(job_id)) >= 3 or driver.poll() is not None)
+        wait_for(lambda: reg.committed_chunks(job_id) == {0}, what="first chunk")
+        seen = descendants(driver.pid)
+        assert any("raylet" in Path(f"/proc/{p}/cmdline").read_text() for p in _alive(seen))
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+        driver.send_signal(signal.SIGKILL)  # the driver alone, as the OOM killer would
         driver.wait()
-    record = reg.get(job_id)
-    assert record.status == JobStatus.RUNNING, "the job finished before the driver was killed"
+    wait_for(lambda: not _alive(seen), timeout=60, what="every Ray process of the run gone")
+    shown = _status(registry_url, job_id, env)
+    assert shown["status"] == "interrupted" and "edt resume" in shown["note"]
     before = len(reg.committed_chunks(job_id))
-    assert 0 < before < record.total_chunks == 30
+    assert before == 1 and reg.get(job_id).total_chunks == 6
 
+    (gate / "open").touch()
+    other = tmp_path / "elsewhere"
+    other.mkdir()
     out = subprocess.run(
-        [EDT, "resume", job_id, *common], capture_output=True, text=True, env=env, timeout=600
+        [EDT, "resume", job_id, "--registry", registry_url],
+        cwd=other,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     store = ResultStore(str(tmp_path / "results"))
     manifest = store.read_json(job_id, "manifest.json")
-    assert manifest["recomputed_chunks_this_run"] == record.total_chunks - before
+    assert manifest["recomputed_chunks_this_run"] == 6 - before
     assert reg.get(job_id).status == JobStatus.SUCCEEDED
     ids = store.read_scenarios(job_id).column("scenario_id").to_numpy()
-    assert np.array_equal(ids, np.arange(30000))
-    assert json.dumps(manifest)  # a readable manifest
+    assert np.array_equal(ids, np.arange(6000))
+    assert not (other / "edt-data").exists()
 
 
 def test_resume_refuses_a_finished_job(tmp_path: Path) -> None:
     reg = Registry(f"sqlite:///{tmp_path / 'r.db'}")
     rec = reg.create_job(None, "x", {}, "h", 1, 1)
     reg.set_status(rec.id, JobStatus.CANCELLED)
+    out = subprocess.run(
+        [EDT, "resume", rec.id, "--registry", f"sqlite:///{tmp_path / 'r.db'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "cancelled" in out.stderr
+
+
+def test_resume_refuses_a_storage_that_is_not_the_jobs(tmp_path: Path) -> None:
+    reg = Registry(f"sqlite:///{tmp_path / 'r.db'}")
+    rec = reg.create_job(None, "x", {}, "h", 1, 1, storage=str(tmp_path / "a"))
+    reg.set_status(rec.id, JobStatus.INTERRUPTED, error="test")
     out = subprocess.run(
         [
             EDT,
@@ -92,9 +147,59 @@ def test_resume_refuses_a_finished_job(tmp_path: Path) -> None:
             "--registry",
             f"sqlite:///{tmp_path / 'r.db'}",
             "--storage",
-            str(tmp_path),
+            str(tmp_path / "b"),
         ],
         capture_output=True,
         text=True,
     )
-    assert out.returncode != 0 and "cancelled" in out.stderr
+    assert out.returncode == 2
+    assert str(tmp_path / "a") in out.stderr and str(tmp_path / "b") in out.stderr
+
+
+def test_on_a_cluster_the_job_survives_its_edt_run_and_its_supervisor_process(
+    tmp_path: Path, gate: Path, ray_head: str
+) -> None:
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
+    registry_url = f"sqlite:///{tmp_path / 'r.db'}"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    driver = subprocess.Popen(
+        [
+            EDT,
+            "run",
+            str(tmp_path / "job.yaml"),
+            "--chunk-size",
+            "1000",
+            "--address",
+            ray_head,
+            "--storage",
+            str(tmp_path / "results"),
+            "--registry",
+            registry_url,
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    reg = Registry(registry_url)
+    try:
+        wait_for(lambda: (tmp_path / "r.db").exists() and bool(reg.list_jobs()), what="job row")
+        job_id = reg.list_jobs()[0].id
+        wait_for(lambda: reg.committed_chunks(job_id) == {0}, what="first chunk")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # edt run and everything in its group
+        driver.wait()
+    first = reg.get(job_id).runner
+    assert first is not None and reg.get(job_id).status is JobStatus.RUNNING
+    os.kill(int(first.split(":")[1]), signal.SIGKILL)  # the supervisor actor's process
+    wait_for(
+        lambda: (reg.get(job_id).runner or first) != first,
+        timeout=120,
+        what="Ray restarting the supervisor, which takes its job back",
+    )
+    (gate / "open").touch()
+    wait_for(lambda: reg.get(job_id).status.is_terminal(), timeout=300, what="job finished")
+    assert reg.get(job_id).status is JobStatus.SUCCEEDED
+    store = ResultStore(str(tmp_path / "results"))
+    ids = store.read_scenarios(job_id).column("scenario_id").to_numpy()
+    assert np.array_equal(ids, np.arange(6000))
