@@ -220,3 +220,45 @@ def test_the_api_killed_mid_job_on_a_ray_cluster_the_supervisor_goes_on(
     _exactly_once(tmp_path, job.id, 120)
     manifest = ResultStore(str(tmp_path / "results")).read_json(job.id, "manifest.json")
     assert manifest["recomputed_chunks_this_run"] == 6  # one supervisor run did every chunk
+
+
+def test_edt_submit_queues_locally_and_a_standalone_edt_scheduler_runs_it(tmp_path: Path) -> None:
+    import signal
+
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "EDT_REGISTRY": f"sqlite:///{tmp_path / 'registry.db'}",
+        "EDT_STORAGE": str(tmp_path / "results"),
+        "EDT_WORKERS": "2",
+        "EDT_SCHEDULER_INTERVAL": "0.2",
+    }
+    env.pop("RAY_ADDRESS", None)
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(small_mc(samples=40, chunk_size=10)))
+    out = subprocess.run(
+        [str(BIN / "edt"), "submit", str(tmp_path / "job.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip()
+    reg = Registry(env["EDT_REGISTRY"])
+    assert reg.get(job_id).status is JobStatus.QUEUED
+    sched = subprocess.Popen(
+        [str(BIN / "edt"), "scheduler"],
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        poll(lambda: reg.get(job_id).status.is_terminal(), timeout=300, every=0.5)
+    finally:
+        os.killpg(sched.pid, signal.SIGTERM)
+        sched.wait(60)
+    assert reg.get(job_id).status is JobStatus.SUCCEEDED
+    _exactly_once(tmp_path, job_id, 40)
