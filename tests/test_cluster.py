@@ -116,7 +116,8 @@ def test_failing_scenarios_are_recorded_and_the_job_succeeds(tmp_path: Path) -> 
     data = _job()
     data["scenarios"] = {
         "kind": "grid",
-        "parameters": {"units.reformer.availability": [0.9, 1.5, 0.8]},
+        # Each value is in its domain, but 45 t in a 30 t tank is not: that scenario fails.
+        "parameters": {"storages.methanol_tanks.initial": [10.0, 45.0, 20.0]},
     }
     runner = _runner(tmp_path, "f", 1)
     rec = runner.submit(prepare_job(data))
