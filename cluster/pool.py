@@ -27,6 +27,7 @@ import ray
 from jobs.evaluate import ChunkEvaluator, ChunkResult
 from jobs.faults import StorageUnavailable, one_line
 from jobs.spec import prepare_job
+from jobs.status import FAILED
 from jobs.storage import ResultStore
 
 # Test-only hooks, read in the worker process (forwarded by the supervisor): scenario ids
@@ -109,7 +110,7 @@ class ChunkWorker:
         return {
             "chunk": chunk,
             "rows": result.scenarios.num_rows,
-            "failed": int(np.sum(status != "ok")),
+            "failed": int(np.sum(np.isin(status, [f.value for f in FAILED]))),
             "node": ray.get_runtime_context().get_node_id(),
             "path": path,
             "compute_seconds": t1 - t0,

@@ -52,7 +52,7 @@ from jobs.faults import (
 )
 from jobs.registry import JobBusy, JobRecord, Registry
 from jobs.spec import PreparedJob, prepare_job
-from jobs.status import JobStatus
+from jobs.status import FAILED, JobStatus
 from jobs.storage import ResultStore
 from jobs.summary import build_summary
 
@@ -486,7 +486,7 @@ class JobRunner:
         self._io(jid, lambda: self.store.write_json(jid, "summary.json", summary))
         if self.monitor is not None:
             # The registry's counts are the final dataset's, not what was computed.
-            failed = sum(summary["status_counts"][s] for s in ("infeasible", "time_limit", "error"))
+            failed = sum(summary["status_counts"][s.value] for s in FAILED)
             self._reg(jid, lambda: self.registry.finish_adaptive(jid, total, failed))
         manifest = self._manifest(record, job, chunks, total, size, started, convergence)
         self._io(jid, lambda: self.store.write_json(jid, "manifest.json", manifest))
