@@ -25,7 +25,7 @@ import numpy as np
 import ray
 
 from jobs.evaluate import ChunkEvaluator, ChunkResult
-from jobs.faults import StorageUnavailable, one_line
+from jobs.faults import StorageUnavailable, one_line, storage_fault
 from jobs.spec import prepare_job
 from jobs.status import FAILED
 from jobs.storage import ResultStore
@@ -101,6 +101,8 @@ class ChunkWorker:
                 self.store.write_part(job_id, result.timeseries, chunk, "timeseries")
             path = self.store.write_part(job_id, result.scenarios, chunk, "scenarios")
         except Exception as exc:
+            if not storage_fault(exc):
+                raise  # a bug (e.g. a table pyarrow refuses): a rerun would fail the same way
             self.unwritten[key] = result
             while len(self.unwritten) > 4:  # bounded: results wait, memory does not grow
                 self.unwritten.pop(next(iter(self.unwritten)))
