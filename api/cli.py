@@ -87,13 +87,18 @@ def _settings(storage: str | None, registry: str | None, address: str | None) ->
     )
 
 
-def _registry(s: Settings) -> Any:
-    """The registry, after its URL passed the checks (exit 2 with one line otherwise)."""
+def _registry(s: Settings, *, existing: bool = False) -> Any:
+    """The registry, after its URL passed the checks (exit 2 with one line otherwise);
+    `existing`: a command that only reads, which never creates a registry."""
     from jobs.config import ConfigError, check_registry_url, public_url
+    from jobs.faults import fault_timeout
     from jobs.registry import Registry
 
     try:
-        url = check_registry_url(s.registry_url(), create_folder=not s.registry)
+        fault_timeout()  # a malformed EDT_FAULT_TIMEOUT is a bad setting like any other
+        url = check_registry_url(
+            s.registry_url(), create_folder=not s.registry and not existing, must_exist=existing
+        )
         return Registry(url)
     except ConfigError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
@@ -175,6 +180,7 @@ def _drive(
     from cluster.launch import start_supervisor, stop_supervisor
     from cluster.reaper import Reaper
     from cluster.runtime import shutdown
+    from jobs.faults import InfrastructureError, one_line
     from jobs.status import JobStatus
 
     info = _connect(s.address or None)
@@ -184,7 +190,7 @@ def _drive(
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         start_supervisor(job_id, reg.url, address=s.address or None, workers=workers)
-        final = follow(reg, job_id, store, resuming=resuming)
+        final = follow(reg, job_id, store, resuming=resuming, starting=True)
     except (KeyboardInterrupt, _Stopped):
         if not info.embedded:
             err.print(
@@ -198,6 +204,11 @@ def _drive(
             reg.set_status(job_id, JobStatus.INTERRUPTED, error="stopped with its edt run")
         err.print(f"{job_id} interrupted; resume with: edt resume {job_id}", highlight=False)
         raise typer.Exit(EXIT_CTRL_C) from None
+    except InfrastructureError as exc:  # the registry stayed unreachable while following
+        if info.embedded:
+            stop_supervisor(job_id)
+        then = "follow it again with: edt wait" if not info.embedded else "resume with: edt resume"
+        _fail(f"job {job_id}: {one_line(exc)}; {then} {job_id}", EXIT_INTERRUPTED)
     finally:
         if info.embedded:
             shutdown()
@@ -210,6 +221,12 @@ def _exit_for(record: Any, store: Any) -> NoReturn:
     from cluster.liveness import shown_status
 
     status, note = shown_status(record)
+    if status == "queued":
+        _fail(
+            f"job {record.id} never started: no supervisor took it (see Ray's logs); "
+            f"start it with: edt resume {record.id}",
+            EXIT_INTERRUPTED,
+        )
     if status == "succeeded":
         print_summary(record.id, store.read_json(record.id, "summary.json"), store)
         raise typer.Exit(0)
@@ -280,7 +297,7 @@ def resume(
     from jobs.status import JobStatus
 
     s = _settings(storage, registry, address)
-    reg = _registry(s)
+    reg = _registry(s, existing=True)
     record = _get(reg, job_id)
     if record.status.is_terminal():
         _fail(
@@ -314,7 +331,7 @@ def wait(job_id: str, registry: RegistryOpt = None) -> None:
     """Follow a job started elsewhere until it ends; exit by its final status."""
     from api.follow import follow
 
-    reg = _registry(_settings(None, registry, None))
+    reg = _registry(_settings(None, registry, None), existing=True)
     record = _get(reg, job_id)
     store = _job_store(record, None)
     try:
@@ -333,7 +350,7 @@ def status(
         return cli_remote.remote_status(api, token, job_id)
     from cluster.liveness import shown_status
 
-    r = _get(_registry(_settings(None, registry, None)), job_id)
+    r = _get(_registry(_settings(None, registry, None), existing=True), job_id)
     shown, note = shown_status(r)
     print(json.dumps(_record_json(r, shown, note), indent=2))
 
@@ -373,7 +390,7 @@ def jobs(
         return cli_remote.remote_jobs(api, token, limit, as_json)
     from cluster.liveness import shown_status
 
-    records = _registry(_settings(None, registry, None)).list_jobs(limit=limit)
+    records = _registry(_settings(None, registry, None), existing=True).list_jobs(limit=limit)
     rows = [(r, *shown_status(r)) for r in records]
     if as_json:
         print(json.dumps([_record_json(r, shown, note) for r, shown, note in rows], indent=2))
@@ -404,7 +421,7 @@ def cancel(
     from cluster.liveness import shown_status
     from jobs.status import JobStatus
 
-    reg = _registry(_settings(None, registry, None))
+    reg = _registry(_settings(None, registry, None), existing=True)
     r = _get(reg, job_id)
     if shown_status(r)[0] == "interrupted" and not r.status.is_terminal():
         # Nobody would see the flag: a job without a live supervisor is cancelled here.
@@ -433,7 +450,7 @@ def results(
             _fail(f"-o {output}: the folder {output.parent.absolute()} does not exist", 2)
     if api:
         return cli_remote.remote_results(api, token, job_id, output)
-    reg = _registry(_settings(None, registry, None))
+    reg = _registry(_settings(None, registry, None), existing=True)
     store = _job_store(_get(reg, job_id), storage)
     if not store.list_parts(job_id):
         _fail(f"no results for job {job_id} under {store.url}")

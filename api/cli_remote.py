@@ -304,10 +304,12 @@ def usage(
             ]
     else:
         from api import queries
-        from jobs.registry import Registry
+        from api.cli import _registry
 
-        s = _settings(None, registry, None)
-        found = queries.usage(Registry(s.registry_url()), since, until)
+        # A reading command: never creates a registry.
+        found = queries.usage(
+            _registry(_settings(None, registry, None), existing=True), since, until
+        )
         rows = [(t, j, n, c) for t, (j, n, c) in sorted(found.items())]
     t = Table("tenant", "jobs", "scenarios", "CPU-seconds", title=f"usage, last {days:g} day(s)")
     for tenant, jobs_n, scen, cpu in rows:

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from api.display import convergence_text
 from cluster.liveness import STALE_SECONDS, shown_status
+from jobs.faults import RegistryUnavailable, fault_timeout, retry
 from jobs.registry import JobRecord, Registry
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
@@ -42,6 +44,16 @@ class _Rate:
     def eta(self, done: int, total: int) -> float | None:
         r = self.rate(done)
         return max(total - done, 0) / r if r > 0 else None
+
+
+def _read(registry: Registry, job_id: str) -> JobRecord:
+    return retry(
+        lambda: registry.get(job_id),
+        what=f"registry {registry}",
+        budget=fault_timeout(),
+        wrap=RegistryUnavailable,
+        transient=lambda exc: isinstance(exc, sa.exc.DBAPIError),
+    )
 
 
 def _convergence(store: ResultStore | None, record: JobRecord) -> tuple[dict[str, Any], ...]:
@@ -70,6 +82,9 @@ def _plain_line(record: JobRecord, rate: _Rate) -> str:
 def _ended(record: JobRecord, gone_since: float | None, baseline: int, t0: float) -> bool:
     if record.status.is_terminal():
         return True
+    if record.status is JobStatus.QUEUED:
+        # Started by this follower (baseline >= 0): a supervisor takes it within seconds.
+        return baseline >= 0 and time.monotonic() - t0 > STALE_SECONDS
     if record.status is JobStatus.INTERRUPTED:
         # Being resumed: the old interruption stands until the new supervisor takes over.
         fresh = (record.interruptions or 0) > baseline
@@ -85,14 +100,19 @@ def follow(
     store: ResultStore | None,
     interactive: bool | None = None,
     resuming: bool = False,
+    starting: bool = False,
 ) -> JobRecord:
     """Show the job's progress until it ends (or is interrupted); return its last record.
 
-    `resuming`: the job was interrupted and a new supervisor is starting for it."""
+    `starting`: this process has just started the job's supervisor; `resuming`: the job was
+    interrupted and a new supervisor is starting for it. Registry reads are retried through
+    an outage as a supervisor's are."""
     interactive = sys.stderr.isatty() if interactive is None else interactive
-    record = registry.get(job_id)
+    record = _read(registry, job_id)
     rate = _Rate(record.scenarios_done)
     baseline = (record.interruptions or 0) if resuming else -1
+    if starting and not resuming:
+        baseline = record.interruptions or 0
     ended = functools.partial(_ended, baseline=baseline, t0=time.monotonic())
     if interactive:
         return _follow_bar(registry, record, store, rate, ended)
@@ -111,7 +131,7 @@ def follow(
             conv = convergence_text(_convergence(store, record))
             err.print(text + (f", {conv}" if conv else ""), highlight=False, soft_wrap=True)
         time.sleep(POLL_SECONDS)  # polling interval of the registry
-        record = registry.get(job_id)
+        record = _read(registry, job_id)
 
 
 def _follow_bar(
@@ -150,4 +170,4 @@ def _follow_bar(
                 return record
             time.sleep(POLL_SECONDS)  # polling interval of the registry
             polls += 1
-            record = registry.get(job_id=record.id)
+            record = _read(registry, record.id)

@@ -32,6 +32,7 @@ class Work:
     probe: tuple[int, ...] | None = None
     not_before: float = 0.0
     prefer: int | None = None  # the actor that holds this chunk's unwritten result
+    storage_failures: int = 0
 
 
 @dataclass
@@ -40,6 +41,7 @@ class _Crashes:
     rounds: int = 0  # bisections started
     probing: int = 0  # probes in flight
     ids: set[int] = field(default_factory=set)  # ids found to kill their worker
+    suspects: set[int] = field(default_factory=set)  # lone ids that crashed once
 
 
 class ChunkQueue:
@@ -81,8 +83,15 @@ class ChunkQueue:
 
     def storage_failed(self, work: Work, actor: int, failures: int) -> None:
         work.not_before = time.monotonic() + self.backoff.delay(failures - 1)
-        work.prefer = actor
+        work.storage_failures += 1
+        # The actor keeps the computed rows; after a few failures it may be the actor that
+        # cannot reach the storage, so any actor may take the chunk (and recompute it).
+        work.prefer = actor if work.storage_failures <= 2 else None
         self.items.insert(0, work)
+
+    def requeue(self, work: Work) -> None:
+        """Run the work again as it is (its worker was lost through no fault of its own)."""
+        self.items.insert(0, Work(work.chunk, probe=work.probe))  # a probe stays counted
 
     def errored(self, work: Work) -> bool:
         """An exception that is not infrastructure; False once the chunk is out of attempts."""
@@ -100,7 +109,13 @@ class ChunkQueue:
         if work.probe is not None:
             c.probing -= 1
             if len(work.probe) == 1:
-                c.ids.add(work.probe[0])
+                # One crash of a lone scenario may still be chance (a process killed from
+                # outside): it is recorded as a crasher only when it crashes twice.
+                if work.probe[0] in c.suspects:
+                    c.ids.add(work.probe[0])
+                else:
+                    c.suspects.add(work.probe[0])
+                    self._probe(work.chunk, c, [work.probe])
             else:
                 half = len(work.probe) // 2
                 self._probe(work.chunk, c, [work.probe[:half], work.probe[half:]])

@@ -82,9 +82,19 @@ class JobSupervisor:
         except Exception as exc:
             self.outcome, self.error = "error", one_line(exc)
             log.error("job %s: supervisor stopped: %s", self.job_id, self.error)
+            self._interrupt(registry_url, f"its supervisor stopped: {self.error}")
         finally:
             # An intentional exit: Ray does not restart an actor that ends itself.
             ray.get_runtime_context().current_actor.__ray_terminate__.remote()
+
+    def _interrupt(self, registry_url: str, reason: str) -> None:
+        """Best effort: a job whose supervisor gave up is resumable, never left as it was."""
+        try:
+            registry = Registry(registry_url)
+            if not registry.get(self.job_id).status.is_terminal():
+                registry.set_status(self.job_id, JobStatus.INTERRUPTED, error=reason)
+        except Exception as exc:  # the registry itself is what failed: liveness shows it
+            log.error("job %s: could not mark it interrupted: %s", self.job_id, one_line(exc))
 
     def state(self) -> dict[str, Any]:
         return {

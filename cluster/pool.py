@@ -25,8 +25,9 @@ import numpy as np
 import ray
 
 from jobs.evaluate import ChunkEvaluator, ChunkResult
-from jobs.faults import StorageUnavailable, one_line
+from jobs.faults import StorageUnavailable, one_line, storage_fault
 from jobs.spec import prepare_job
+from jobs.status import FAILED
 from jobs.storage import ResultStore
 
 # Test-only hooks, read in the worker process (forwarded by the supervisor): scenario ids
@@ -100,6 +101,8 @@ class ChunkWorker:
                 self.store.write_part(job_id, result.timeseries, chunk, "timeseries")
             path = self.store.write_part(job_id, result.scenarios, chunk, "scenarios")
         except Exception as exc:
+            if not storage_fault(exc):
+                raise  # a bug (e.g. a table pyarrow refuses): a rerun would fail the same way
             self.unwritten[key] = result
             while len(self.unwritten) > 4:  # bounded: results wait, memory does not grow
                 self.unwritten.pop(next(iter(self.unwritten)))
@@ -109,7 +112,7 @@ class ChunkWorker:
         return {
             "chunk": chunk,
             "rows": result.scenarios.num_rows,
-            "failed": int(np.sum(status != "ok")),
+            "failed": int(np.sum(np.isin(status, [f.value for f in FAILED]))),
             "node": ray.get_runtime_context().get_node_id(),
             "path": path,
             "compute_seconds": t1 - t0,

@@ -26,6 +26,7 @@ class ActorSlots:
         self._pings: dict[Any, int] = {}
         self._ping_due: dict[int, float] = {}
         self.down: set[int] = set()
+        self._all_down_since: float | None = None
 
     def __bool__(self) -> bool:
         """Tasks are in flight."""
@@ -47,6 +48,13 @@ class ActorSlots:
         if actor not in self.down:
             self.down.add(actor)
             self._ping_due[actor] = time.monotonic()
+            if len(self.down) == len(self.actors) and self._all_down_since is None:
+                self._all_down_since = time.monotonic()
+
+    def unavailable_for(self) -> float:
+        """Seconds for which no actor has been up (0 while one is)."""
+        since = self._all_down_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def wait(self, timeout: float) -> Iterator[tuple[Any, Work, int]]:
         """Finished tasks (ref, work, actor); answered pings bring their actors back."""
@@ -66,6 +74,7 @@ class ActorSlots:
                 try:
                     ray.get(ref)
                     self.down.discard(a)
+                    self._all_down_since = None
                 except Exception:  # still restarting: ask again shortly
                     self._ping_due[a] = time.monotonic() + _PING_EVERY
                 continue

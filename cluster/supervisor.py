@@ -52,7 +52,7 @@ from jobs.faults import (
 )
 from jobs.registry import JobBusy, JobRecord, Registry
 from jobs.spec import PreparedJob, prepare_job
-from jobs.status import JobStatus
+from jobs.status import FAILED, JobStatus
 from jobs.storage import ResultStore
 from jobs.summary import build_summary
 
@@ -224,8 +224,8 @@ class JobRunner:
         job = prepare_job(dict(record.spec))
         size = int(record.spec["chunk_size"])
         started = datetime.now(UTC)
-        self.registry.take_over(job_id, self.runner_id, record.runner)
-        self.registry.set_status(job_id, JobStatus.RUNNING)
+        self._reg(job_id, lambda: self.registry.take_over(job_id, self.runner_id, record.runner))
+        self._reg(job_id, lambda: self.registry.set_status(job_id, JobStatus.RUNNING))
         log.info("job %s: running (%s), supervisor %s", job_id, job.spec.name, self.runner_id)
         beat = Heartbeat(self.registry, job_id, self.runner_id)
         try:
@@ -259,7 +259,10 @@ class JobRunner:
             status.value,
             f": {reason}" if reason else "",
         )
-        return self._reg(job_id, lambda: self.registry.set_status(job_id, status, error=reason))
+        return self._reg(
+            job_id,
+            lambda: self.registry.set_status(job_id, status, error=reason, runner=self.runner_id),
+        )
 
     def _start_monitor(self, record: JobRecord, job: PreparedJob, size: int) -> None:
         """Adaptive runs: follow the committed prefix; on resume, replay what is committed."""
@@ -273,7 +276,7 @@ class JobRunner:
                 record.id, lambda: self.store.read_part(record.id, k, columns=columns)
             ),
         )
-        for k in self.registry.committed_chunks(record.id):
+        for k in self._reg(record.id, lambda: self.registry.committed_chunks(record.id)):
             self.monitor.commit(k)
         self._checkpoint(record.id)
 
@@ -308,7 +311,7 @@ class JobRunner:
         self.actors = start_pool(self.store.url, n_actors)
         self.actor_pids = ray.get([a.pid.remote() for a in self.actors])
         doc_ref, milp_ref = ray.put(dict(record.spec)), self._milp_ref(job)
-        done = sum(c.rows for c in self.registry.chunks(record.id))
+        done = sum(c.rows for c in self._reg(record.id, lambda: self.registry.chunks(record.id)))
         failed = record.scenarios_failed
         base_done, t0 = done, time.perf_counter()
         # Two tasks queued per actor: the next one starts while the driver records the last.
@@ -352,6 +355,12 @@ class JobRunner:
                     if not self.monitor.stopped and self._checkpoint(record.id):
                         queue.clear()  # stop dispatching; chunks in flight finish
                 self._report(done, failed, job.total, base_done, t0)
+            if slots.unavailable_for() > self.fault_seconds:
+                raise _Stop(
+                    JobStatus.INTERRUPTED,
+                    f"no worker of the pool available for {slots.unavailable_for():.0f} s "
+                    "(restarting actors could not be placed)",
+                )
             if outage.expired and not slots:
                 raise _Stop(
                     JobStatus.INTERRUPTED,
@@ -362,6 +371,8 @@ class JobRunner:
                 last_poll = time.monotonic()
                 now = self._reg(record.id, lambda: self.registry.get(record.id))
                 beat.check(now)
+                if now.status.is_terminal():  # ended by another process (e.g. edt cancel)
+                    raise JobBusy(f"job {record.id} was ended elsewhere: {now.status.value}")
                 if now.cancel_requested and not cancelled:
                     cancelled = True
                     queue.clear()
@@ -413,8 +424,13 @@ class JobRunner:
             )
             log.warning("job %s: chunk %d: %s", job_id, work.chunk, message)
             self._reg(job_id, lambda: self.registry.set_message(job_id, message))
-            if not outage.expired:
-                queue.storage_failed(work, a, outage.failures)
+            # Even past the budget: the chunk stays queued, so that a resume (or the storage
+            # answering again through another chunk) still finds it.
+            queue.storage_failed(work, a, outage.failures)
+            return None
+        if isinstance(exc, ray.exceptions.NodeDiedError):
+            log.warning("job %s: chunk %d: its node died; running it again", job_id, work.chunk)
+            queue.requeue(work)
             return None
         if isinstance(exc, _CRASHES):
             what = "probe of chunk" if work.probe is not None else "chunk"
@@ -486,7 +502,7 @@ class JobRunner:
         self._io(jid, lambda: self.store.write_json(jid, "summary.json", summary))
         if self.monitor is not None:
             # The registry's counts are the final dataset's, not what was computed.
-            failed = sum(summary["status_counts"][s] for s in ("infeasible", "time_limit", "error"))
+            failed = sum(summary["status_counts"][s.value] for s in FAILED)
             self._reg(jid, lambda: self.registry.finish_adaptive(jid, total, failed))
         manifest = self._manifest(record, job, chunks, total, size, started, convergence)
         self._io(jid, lambda: self.store.write_json(jid, "manifest.json", manifest))

@@ -94,6 +94,8 @@ def _npv_row(row: FloatArray, disc: FloatArray, sign: int) -> float:
     total = 0.0
     for t in range(row.shape[0]):
         x = row[t]
+        if not np.isfinite(x):
+            return np.nan  # a failed scenario's flows: NaN, as every other metric
         if (sign > 0 and not x > 0) or (sign < 0 and not x < 0):
             x = 0.0
         # Divide (not multiply by 1/(1+r)^t) to round as numpy-financial does.

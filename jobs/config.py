@@ -33,10 +33,11 @@ def public_url(url: str) -> str:
         return url
 
 
-def check_registry_url(url: str, *, create_folder: bool = False) -> str:
+def check_registry_url(url: str, *, create_folder: bool = False, must_exist: bool = False) -> str:
     """A usable registry URL, canonical (absolute SQLite path); ConfigError otherwise.
 
-    The folder of a SQLite file must exist unless `create_folder` (the default home)."""
+    The folder of a SQLite file must exist unless `create_folder` (the default home); with
+    `must_exist` (commands that only read) so must the file, which is never created then."""
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
@@ -72,6 +73,8 @@ def check_registry_url(url: str, *, create_folder: bool = False) -> str:
     folder = path.parent
     if path.is_dir():
         raise ConfigError(f"registry: {path} is a folder, not a SQLite file")
+    if must_exist and not path.is_file():
+        raise ConfigError(f"registry: there is no registry at {path} (no job was run with it)")
     if not folder.is_dir():
         if not create_folder:
             raise ConfigError(f"registry: the folder {folder} of {url!r} does not exist")

@@ -22,6 +22,7 @@ from edt_compute.params import base_values, scenario_problems
 from edt_compute.scenarios import ScenarioInputs, generate
 from edt_compute.simulation import SimulationResult, simulate
 from jobs.spec import PreparedJob
+from jobs.status import ScenarioStatus
 
 METRICS = ("npv", "irr", "mirr", "pi", "payback_years", "discounted_payback_years")
 TIMESERIES = ("revenue", "ebitda", "capex", "tax", "fcf")
@@ -79,13 +80,13 @@ class ChunkEvaluator:
         ids = np.asarray(ids, dtype=np.int64)
         n = len(ids)
         inputs = self.inputs(ids)
-        out = _Columns(n, np.full(n, "ok", dtype=object), [None] * n)
+        out = _Columns(n, np.full(n, ScenarioStatus.OK.value, dtype=object), [None] * n)
         bad = scenario_problems(self.job.model, inputs.scalars, n)
         if skip:
             bad = [skip.get(int(i), b) for i, b in zip(ids.tolist(), bad, strict=True)]
         good = np.array([b is None for b in bad], dtype=bool)
         for i in np.flatnonzero(~good):
-            out.status[i], out.error[i] = "error", bad[i]
+            out.status[i], out.error[i] = ScenarioStatus.ERROR.value, bad[i]
         flows: dict[str, np.ndarray] = {}
         if good.any():
             idx = np.flatnonzero(good)
@@ -110,7 +111,8 @@ class ChunkEvaluator:
             run(self._compile(inputs, idx), idx, out, flows)
         except Exception as exc:  # a bad scenario must not fail its neighbours
             if len(idx) == 1:
-                out.status[idx[0]], out.error[idx[0]] = "error", f"{type(exc).__name__}: {exc}"
+                out.status[idx[0]] = ScenarioStatus.ERROR.value
+                out.error[idx[0]] = f"{type(exc).__name__}: {exc}"
                 return
             # Halve until the culprits are alone: a few bad scenarios cost log2(n) reruns.
             half = len(idx) // 2
@@ -151,10 +153,7 @@ class ChunkEvaluator:
             out.column("mip_gap")[i] = res.mip_gap
             out.column("solve_seconds")[i] = res.solve_seconds
             if res.plan is None:
-                # The table's statuses are ok | infeasible | time_limit | error: an unbounded
-                # plan (e.g. buy cheap, sell dear without limits) is a model error.
-                status = res.status.value if res.status.value == "infeasible" else "error"
-                out.status[i] = status
+                out.status[i] = ScenarioStatus.of_solve(res.status).value
                 out.error[i] = (
                     f"{res.status.value}: {res.message}" if res.message else res.status.value
                 )
@@ -169,13 +168,12 @@ class ChunkEvaluator:
             if self.selected and np.any(res.builds >= 0):
                 base = self._planner.solve(cm, s, builds=none)
                 if base.plan is None:
-                    out.status[i] = base.status.value
+                    out.status[i] = ScenarioStatus.of_solve(base.status).value
                     out.error[i] = f"without projects: {base.message or base.status.value}"
                     continue
                 without = simulate(one, none[None, :], base.plan)
             self._record(one, np.array([i]), with_p, without, out, flows)
-            if res.status.value != "optimal":
-                out.status[i] = res.status.value
+            out.status[i] = ScenarioStatus.of_solve(res.status).value
 
     def _record(
         self,
@@ -230,7 +228,7 @@ class ChunkEvaluator:
         if not self.job.spec.outputs.timeseries:
             return None
         T = self.job.model.finance.horizon
-        ok = np.flatnonzero(out.status != "error")
+        ok = np.flatnonzero(out.status != ScenarioStatus.ERROR.value)
         cols: dict[str, Any] = {
             "scenario_id": pa.array(np.repeat(ids[ok], T), pa.int64()),
             "period": pa.array(np.tile(np.arange(T), len(ok)), pa.int32()),

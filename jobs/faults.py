@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from jobs.config import ConfigError
+
 T = TypeVar("T")
 
 DEFAULT_FAULT_TIMEOUT = 180.0
@@ -47,13 +49,33 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_STORAGE_CLIENTS = ("botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "urllib3")
+
+
+def storage_fault(exc: BaseException) -> bool:
+    """An error of the storage or the way to it (not of the data written): OS errors
+    (refused, reset, permission, disk full) and the S3 client stack's own errors."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    return any(type(e).__module__.startswith(_STORAGE_CLIENTS) for e in _chain(exc))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
 def fault_timeout() -> float:
     """Seconds an infrastructure fault may last before a job is interrupted."""
     raw = os.environ.get("EDT_FAULT_TIMEOUT", "")
     try:
         return float(raw) if raw else DEFAULT_FAULT_TIMEOUT
     except ValueError:
-        raise ValueError(f"EDT_FAULT_TIMEOUT: not a number of seconds: {raw!r}") from None
+        raise ConfigError(f"EDT_FAULT_TIMEOUT: not a number of seconds: {raw!r}") from None
 
 
 @dataclass(frozen=True)

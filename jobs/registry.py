@@ -205,10 +205,18 @@ class Registry:
         with self._engine.connect() as conn:
             return [JobRecord.from_row(row) for row in conn.execute(query)]
 
-    def set_status(self, job_id: str, status: JobStatus, error: str | None = None) -> JobRecord:
+    def set_status(
+        self,
+        job_id: str,
+        status: JobStatus,
+        error: str | None = None,
+        runner: str | None = None,
+    ) -> JobRecord:
         """Move a job to ``status``, stamping started_at (first run) and finished_at (terminal).
 
-        Raises InvalidTransition if the job is already terminal, JobNotFound if unknown.
+        With ``runner``, only if that runner still owns the job (a superseded supervisor must
+        not end its successor's job): JobBusy otherwise. Raises InvalidTransition if the job
+        is already terminal, JobNotFound if unknown.
         """
         status = JobStatus(status)
         now = sa.literal(_now(), UTCDateTime())
@@ -223,8 +231,10 @@ class Registry:
         if status.is_terminal():
             values["finished_at"] = now
         with self._engine.begin() as conn:
-            if not self._update_live(conn, job_id, values):
+            if not self._update_live(conn, job_id, values, runner):
                 current = self._fetch(conn, job_id)
+                if runner is not None and not current.status.is_terminal():
+                    raise JobBusy(f"job {job_id} now belongs to {current.runner}")
                 raise InvalidTransition(
                     f"job {job_id} is {current.status.value}; cannot move it to {status.value}"
                 )
@@ -408,13 +418,17 @@ class Registry:
         return JobRecord.from_row(row)
 
     @staticmethod
-    def _update_live(conn: Connection, job_id: str, values: Mapping[str, Any]) -> bool:
-        """Apply ``values`` unless the job is terminal; False if nothing was updated."""
-        result = conn.execute(
-            jobs_table.update()
-            .where(jobs_table.c.id == job_id, jobs_table.c.status.not_in(_TERMINAL))
-            .values(**values)
+    def _update_live(
+        conn: Connection, job_id: str, values: Mapping[str, Any], runner: str | None = None
+    ) -> bool:
+        """Apply ``values`` unless the job is terminal (or, with ``runner``, owned by another
+        runner); False if nothing was updated."""
+        query = jobs_table.update().where(
+            jobs_table.c.id == job_id, jobs_table.c.status.not_in(_TERMINAL)
         )
+        if runner is not None:
+            query = query.where(jobs_table.c.runner == runner)
+        result = conn.execute(query.values(**values))
         return bool(result.rowcount)
 
     @staticmethod

@@ -7,6 +7,8 @@ import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from solvers.status import SolveStatus
+
 # Ids end up in object-store paths and URLs: keep them to a safe, short alphabet.
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -50,3 +52,36 @@ def check_job_id(job_id: str) -> str:
     if not JOB_ID_PATTERN.fullmatch(job_id) or ".." in job_id:
         raise ValueError(f"invalid job id {job_id!r}: use 1-64 of [A-Za-z0-9._-]")
     return job_id
+
+
+class ScenarioStatus(StrEnum):
+    """A scenario row's `status` in the scenario table: ok | infeasible | time_limit | error.
+
+    One definition of what each means downstream: `time_limit` (a MILP stopped by its time
+    limit with a feasible plan) carries metrics, so the summary counts it and no count calls
+    it failed; `infeasible` and `error` carry none and are the failed scenarios.
+    """
+
+    OK = "ok"
+    INFEASIBLE = "infeasible"
+    TIME_LIMIT = "time_limit"
+    ERROR = "error"
+
+    @property
+    def has_metrics(self) -> bool:
+        return self in WITH_METRICS
+
+    @classmethod
+    def of_solve(cls, solve: SolveStatus) -> ScenarioStatus:
+        """The row status of a scenario planned by the MILP: an unbounded plan (e.g. buying
+        cheap and selling dear without limits) is a model error."""
+        return _OF_SOLVE.get(solve, cls.ERROR)
+
+
+WITH_METRICS: tuple[ScenarioStatus, ...] = (ScenarioStatus.OK, ScenarioStatus.TIME_LIMIT)
+FAILED: tuple[ScenarioStatus, ...] = (ScenarioStatus.INFEASIBLE, ScenarioStatus.ERROR)
+_OF_SOLVE = {
+    SolveStatus.OPTIMAL: ScenarioStatus.OK,
+    SolveStatus.TIME_LIMIT: ScenarioStatus.TIME_LIMIT,
+    SolveStatus.INFEASIBLE: ScenarioStatus.INFEASIBLE,
+}

@@ -11,6 +11,7 @@ import pyarrow as pa
 from edt_compute import risk
 from jobs.evaluate import METRICS
 from jobs.spec import PreparedJob
+from jobs.status import WITH_METRICS, ScenarioStatus
 
 
 def _clean(obj: Any) -> Any:
@@ -52,8 +53,8 @@ def _inputs(table: pa.Table, ok: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-# Scenarios whose metrics count: a time-limited MILP still has a feasible plan and its flows.
-OK_STATUSES = ("ok", "time_limit")
+# Scenarios whose metrics count (jobs.status.ScenarioStatus says why).
+OK_STATUSES = tuple(s.value for s in WITH_METRICS)
 
 
 def build_summary(
@@ -62,7 +63,7 @@ def build_summary(
     """The risk summary of a scenario table; `convergence` is an adaptive run's record."""
     status = table.column("status").to_numpy(zero_copy_only=False).astype(str)
     ok = np.isin(status, OK_STATUSES)
-    counts = {s: int(np.sum(status == s)) for s in ("ok", "infeasible", "time_limit", "error")}
+    counts = {s.value: int(np.sum(status == s.value)) for s in ScenarioStatus}
     for other in sorted(set(status) - set(counts)):  # never hide a status
         counts[str(other)] = int(np.sum(status == other))
     metrics = {

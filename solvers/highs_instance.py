@@ -7,6 +7,9 @@ re-solving is meant to avoid. Only numbers that changed since the last scenario 
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -37,7 +40,7 @@ class HighsInstance:
 
     def __init__(self, milp: ParametricMilp, options: SolverOptions) -> None:
         self._milp = milp
-        self._h = highspy.Highs()
+        self._h = _quiet_highs()
         for name, value in options.highs_options().items():
             self._h.setOptionValue(name, value)
         self._loaded: MilpNumbers | None = None
@@ -186,3 +189,23 @@ class HighsInstance:
 def _check(status: highspy.HighsStatus, call: str) -> None:
     if status == highspy.HighsStatus.kError:
         raise RuntimeError(f"HiGHS {call} failed")
+
+
+_STDOUT_LOCK = threading.Lock()
+
+
+def _quiet_highs() -> highspy.Highs:
+    """A Highs instance without its banner ("Running HiGHS ..."), which the constructor writes
+    to file descriptor 1 before any option can be set: into job output and CSV on stdout.
+    A plain descriptor swap, no pipe: nothing to drain, so no deadlock (Pyomo #3456)."""
+    with _STDOUT_LOCK:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            return highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)

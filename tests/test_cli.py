@@ -143,3 +143,28 @@ def test_validate_takes_a_model_file_and_lists_its_problems(tmp_path: Path) -> N
     bad.write_text(yaml.safe_dump(model))
     code, _, err = _invoke("validate", str(bad))
     assert code == 2 and "units.eaf.availability" in err
+
+
+def test_reading_commands_never_create_a_registry(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    for args in (["status", "job-x"], ["jobs"], ["cancel", "job-x"], ["wait", "job-x"]):
+        code, _, err = _invoke(*args, "--registry", f"sqlite:///{typo}")
+        assert code == 2 and "no registry at" in err, (args, err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_malformed_fault_timeout_is_a_bad_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDT_FAULT_TIMEOUT", "abc")
+    job = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "methanol_mc.yaml"
+    code, _, err = _invoke(
+        "run",
+        str(job),
+        "--registry",
+        f"sqlite:///{tmp_path / 'r.db'}",
+        "--storage",
+        str(tmp_path / "res"),
+    )
+    assert code == 2 and "EDT_FAULT_TIMEOUT" in err
+    assert list(tmp_path.iterdir()) == []

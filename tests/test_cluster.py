@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from cluster.supervisor import JobRunner
@@ -116,7 +115,8 @@ def test_failing_scenarios_are_recorded_and_the_job_succeeds(tmp_path: Path) -> 
     data = _job()
     data["scenarios"] = {
         "kind": "grid",
-        "parameters": {"units.reformer.availability": [0.9, 1.5, 0.8]},
+        # Each value is in its domain, but 45 t in a 30 t tank is not: that scenario fails.
+        "parameters": {"storages.methanol_tanks.initial": [10.0, 45.0, 20.0]},
     }
     runner = _runner(tmp_path, "f", 1)
     rec = runner.submit(prepare_job(data))
@@ -157,7 +157,6 @@ def test_results_on_s3_through_a_real_s3_server(tmp_path: Path, s3_bucket: str) 
     table = ResultStore(f"s3://{s3_bucket}/edt").read_scenarios(rec.id)
     assert table.num_rows == 60
     assert ResultStore(f"s3://{s3_bucket}/edt").exists(rec.id, "manifest.json")
-    assert isinstance(table, pa.Table)
 
 
 def test_storage_refusing_writes_longer_than_the_budget_interrupts_the_job(

@@ -125,6 +125,14 @@ def test_irr_is_nan_without_a_sign_change_or_with_non_finite_flows(flows: list[f
         assert np.isnan(finance.irr(flows))
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_every_metric_is_nan_for_a_row_with_a_non_finite_flow(bad: float) -> None:
+    flows = np.array([[-100.0, bad, 120.0], [-100.0, 60.0, 60.0]])
+    assert np.isnan(finance.npv(0.1, flows)[0]) and np.isfinite(finance.npv(0.1, flows)[1])
+    metrics = finance.metrics(flows, 0.1, 1)
+    assert all(np.isnan(values[0]) for values in metrics.values()), metrics
+
+
 def test_irr_of_mixed_rows_across_blocks() -> None:
     # More rows than one internal block, mixing every kind of row, in an unlucky order.
     rng = np.random.default_rng(6)

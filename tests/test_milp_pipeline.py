@@ -231,3 +231,19 @@ def test_a_worker_given_the_compiled_milp_never_builds_pyomo(
     fresh = PlanningModel(model).solve(methanol, 0)
     assert given.status is fresh.status is SolveStatus.OPTIMAL
     assert given.objective == pytest.approx(fresh.objective, rel=1e-9)
+
+
+def test_solving_prints_nothing_on_stdout() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "from edt_compute.compiled import compile_model\n"
+        "from edt_compute.library import load_model\n"
+        "from solvers import PlanningModel\n"
+        "m = load_model('methanol_ammonia')\n"
+        "PlanningModel(m).solve(compile_model(m, 1), 0)\n"
+        "print('done')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout == "done\n", out.stdout  # no "Running HiGHS ..." banner

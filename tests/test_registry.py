@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,7 @@ def test_a_terminal_job_refuses_every_further_transition(
     job_id = _job(registry)
     registry.set_status(job_id, JobStatus.RUNNING)
     final = registry.set_status(job_id, terminal, error="e" if terminal == "failed" else None)
-    assert terminal.is_terminal()
+    assert final.status is terminal and final.finished_at is not None
     for target in JobStatus:
         with pytest.raises(InvalidTransition):
             registry.set_status(job_id, target)
@@ -321,9 +321,22 @@ def test_concurrent_sqlite_writers_wait_instead_of_failing(tmp_path: Path) -> No
         assert len(reg.committed_chunks(job_id)) == 100
 
 
-def test_times_are_utc_whatever_the_local_zone(registry: Registry) -> None:
-    job = registry.get(_job(registry))
+def test_times_are_utc_whatever_the_local_zone(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time as time_module
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30: a zone whose offset cannot hide
+    time_module.tzset()
+    try:
+        before = datetime.now(UTC)
+        job = registry.get(_job(registry))
+        after = datetime.now(UTC)
+    finally:
+        monkeypatch.undo()
+        time_module.tzset()
     assert job.created_at.tzinfo == UTC
+    assert before - timedelta(seconds=1) <= job.created_at <= after + timedelta(seconds=1)
 
 
 def test_take_over_is_a_compare_and_set_on_the_runner(registry: Registry) -> None:
