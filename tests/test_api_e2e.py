@@ -20,7 +20,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.client import Client
+from api.client import ApiError, Client
 from jobs.registry import Registry
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
@@ -160,8 +160,12 @@ def test_cancel_of_a_running_job_ends_cancelled_with_its_committed_parts_kept(
         final = c.wait(job.id, poll=0.2, timeout=180)
         assert final.status is JobStatus.CANCELLED
         parts = ResultStore(str(tmp_path / "results")).list_parts(job.id)
-        # Chunks in flight when cancelled finish; the others are never dispatched.
-        assert 0 in parts and len(parts) < 10
+        assert 0 in parts  # committed before the cancel, kept after it
+        reg = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+        assert sorted(reg.committed_chunks(job.id)) == parts
+        with pytest.raises(ApiError) as exc:
+            c.summary(job.id)  # a cancelled job is not summarised
+        assert exc.value.code == "not_ready"
         page = c.results_page(job.id, limit=1000)
         assert len(page.rows) == 20 * len(parts) == final.scenarios_done
         assert [r["scenario_id"] for r in page.rows][:20] == list(range(20))
