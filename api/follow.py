@@ -15,13 +15,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from api.display import convergence_text
 from cluster.liveness import STALE_SECONDS, shown_status
-from jobs.faults import RegistryUnavailable, fault_timeout, retry
+from jobs.faults import RegistryUnavailable, fault_timeout, registry_fault, retry
 from jobs.registry import JobRecord, Registry
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
@@ -52,7 +51,7 @@ def _read(registry: Registry, job_id: str) -> JobRecord:
         what=f"registry {registry}",
         budget=fault_timeout(),
         wrap=RegistryUnavailable,
-        transient=lambda exc: isinstance(exc, sa.exc.DBAPIError),
+        transient=registry_fault,
     )
 
 

@@ -32,14 +32,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import ray
-import sqlalchemy as sa
 
 from cluster.chunk_queue import ChunkQueue, Work
 from cluster.liveness import Heartbeat, runner_alive
 from cluster.pool import start_pool, stop_pool
 from cluster.runtime import connect
 from cluster.slots import ActorSlots
-from edt_compute import __version__
 from jobs.adaptive import PrefixMonitor, trim_to_prefix
 from jobs.faults import (
     InfrastructureError,
@@ -48,10 +46,12 @@ from jobs.faults import (
     StorageUnavailable,
     fault_timeout,
     one_line,
+    registry_fault,
     retry,
 )
+from jobs.manifest import RunStats, build_manifest
 from jobs.registry import JobBusy, JobRecord, Registry
-from jobs.spec import PreparedJob, prepare_job
+from jobs.spec import PreparedJob, default_chunk_size, prepare_job
 from jobs.status import FAILED, JobStatus
 from jobs.storage import ResultStore
 from jobs.summary import build_summary
@@ -87,27 +87,6 @@ class _Stop(Exception):  # noqa: N818 (control flow: the dispatch loop ended ear
         self.status, self.reason = status, reason
 
 
-def default_chunk_size(job: PreparedJob, workers: int) -> int:
-    """Chunks big enough that dispatch stays under ~5% of compute, yet several per worker.
-
-    A simulate-mode scenario costs ~0.1-0.5 ms and a chunk's dispatch and Parquet write a few
-    ms, so chunks of >= 1000 scenarios keep the overhead small; an optimize-mode scenario costs
-    ~0.1-1 s, so a few scenarios per chunk are enough and keep workers balanced.
-    """
-    # An adaptive run may stop at its first checkpoint: size chunks for that, not the cap,
-    # so that little is computed beyond the stopping point.
-    rule = job.stopping_rule
-    planned = job.total if rule is None else rule.min_samples
-    per_worker = math.ceil(planned / max(1, workers * 4))
-    if job.spec.mode == "optimize":
-        return max(1, min(per_worker, 8))
-    return max(1, min(max(per_worker, 1000), 20000))
-
-
-def _db_error(exc: Exception) -> bool:
-    return isinstance(exc, sa.exc.DBAPIError | sa.exc.DisconnectionError)
-
-
 def _storage_error(exc: Exception) -> bool:
     return not isinstance(exc, FileNotFoundError | ValueError | KeyError | TypeError)
 
@@ -136,10 +115,7 @@ class JobRunner:
         self.fault_seconds = fault_timeout() if fault_seconds is None else fault_seconds
         self.actors: list[Any] = []
         self.actor_pids: list[int] = []
-        self.dispatched: list[int] = []
-        self.timings: dict[int, dict[str, float]] = {}
-        self.wall_seconds = 0.0
-        self.pool_size = 0
+        self.stats = RunStats()
         self.monitor: PrefixMonitor | None = None
         self._queue: ChunkQueue | None = None
 
@@ -157,7 +133,7 @@ class JobRunner:
             what=f"registry {self.registry}",
             budget=self.fault_seconds,
             wrap=RegistryUnavailable,
-            transient=_db_error,
+            transient=registry_fault,
             on_wait=self._wait_note(job_id),
         )
 
@@ -306,7 +282,7 @@ class JobRunner:
         pending = [k for k in range(record.total_chunks) if k not in committed and not stopped]
         bounds = {k: (k * size, min((k + 1) * size, job.total)) for k in pending}
         queue = self._queue = ChunkQueue(pending, bounds)
-        self.dispatched = []
+        self.stats.dispatched = []
         n_actors = max(1, min(self._pool_size(), len(pending) or 1))
         self.actors = start_pool(self.store.url, n_actors)
         self.actor_pids = ray.get([a.pid.remote() for a in self.actors])
@@ -376,8 +352,8 @@ class JobRunner:
                 if now.cancel_requested and not cancelled:
                     cancelled = True
                     queue.clear()
-        self.wall_seconds = time.perf_counter() - t0
-        self.pool_size = n_actors
+        self.stats.wall_seconds = time.perf_counter() - t0
+        self.stats.workers = n_actors
         needed = [k for k in sorted(parked) if not self._beyond_stop(k)]
         if cancelled:
             raise _Stop(JobStatus.CANCELLED)
@@ -396,7 +372,7 @@ class JobRunner:
         actor = self.actors[a]
         if work.probe is not None:
             return actor.probe.remote(record.spec_hash, doc_ref, milp_ref, list(work.probe))
-        self.dispatched.append(work.chunk)
+        self.stats.dispatched.append(work.chunk)
         start, stop = bounds[work.chunk]
         crashed = self._queue_crashed(work)
         return actor.run.remote(
@@ -449,7 +425,7 @@ class JobRunner:
         self, record: JobRecord, info: dict[str, Any], done: int, failed: int
     ) -> tuple[int, int]:
         k = info["chunk"]
-        self.timings[k] = {
+        self.stats.timings[k] = {
             "compute_seconds": info["compute_seconds"],
             "task_seconds": info["seconds"],
         }
@@ -504,49 +480,14 @@ class JobRunner:
             # The registry's counts are the final dataset's, not what was computed.
             failed = sum(summary["status_counts"][s.value] for s in FAILED)
             self._reg(jid, lambda: self.registry.finish_adaptive(jid, total, failed))
-        manifest = self._manifest(record, job, chunks, total, size, started, convergence)
+        manifest = build_manifest(
+            record,
+            job,
+            chunks,
+            total=total,
+            started=started,
+            run=self.stats,
+            software={"ray": ray.__version__},
+            convergence=convergence,
+        )
         self._io(jid, lambda: self.store.write_json(jid, "manifest.json", manifest))
-
-    def _manifest(
-        self,
-        record: JobRecord,
-        job: PreparedJob,
-        chunks: list[Any],
-        total: int,
-        size: int,
-        started: datetime,
-        convergence: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        manifest: dict[str, Any] = {
-            "job_id": record.id,
-            "name": job.spec.name,
-            "spec_hash": record.spec_hash,
-            "software": {"edt_compute": __version__, "ray": ray.__version__},
-            "total_scenarios": total,
-            "chunk_size": size,
-            "chunks": [
-                {
-                    "index": c.chunk_index,
-                    "rows": min(c.rows, total - c.chunk_index * size),
-                    "node": c.node,
-                    "path": c.path,
-                    "committed_at": c.committed_at.isoformat(),
-                    **self.timings.get(c.chunk_index, {}),
-                }
-                for c in chunks
-            ],
-            "recomputed_chunks_this_run": len(set(self.dispatched)),
-            "workers": self.pool_size,
-            "dispatch_wall_seconds": self.wall_seconds,
-            "created_at": record.created_at.isoformat(),
-            "started_at": (record.started_at or started).isoformat(),
-            "finished_at": datetime.now(UTC).isoformat(),
-        }
-        if convergence is not None:
-            manifest["adaptive"] = {
-                "max_samples": job.total,
-                "stopped_at": total,
-                "stopped_by": convergence["stopped_by"],
-                "extra_scenarios_discarded": convergence["extra_scenarios_discarded"],
-            }
-        return manifest

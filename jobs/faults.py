@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import sqlalchemy as sa
+
 from jobs.config import ConfigError
 
 T = TypeVar("T")
@@ -67,6 +69,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
         seen.append(cur)
         cur = cur.__cause__ or cur.__context__
     return seen
+
+
+def registry_fault(exc: Exception) -> bool:
+    """A database error of the registry's connection (not a job that is not there)."""
+    return isinstance(exc, sa.exc.DBAPIError | sa.exc.DisconnectionError)
 
 
 def fault_timeout() -> float:
