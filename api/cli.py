@@ -15,53 +15,39 @@ from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from api.cli_setup import (
+    EXIT_BAD_INPUT,
+    EXIT_CTRL_C,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    AddressOpt,
+    ApiOpt,
+    RegistryOpt,
+    StorageOpt,
+    TokenOpt,
+    WorkersOpt,
+    connect_ray,
+    err,
+    fail,
+    get_job,
+    job_store,
+    open_registry,
+    open_storage,
+    settings_from,
+)
 from api.display import console, print_summary
 from api.settings import Settings
 from edt_compute.validation import SpecError
 
+_debug = {"on": False}
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="EDT Compute: mass scenario and Monte Carlo runs.",
 )
-err = Console(stderr=True)
-_debug = {"on": False}
-
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_CTRL_C = 1, 2, 3, 130
-
-StorageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--storage", help="results root URL (file://..., s3://bucket/prefix); env EDT_STORAGE"
-    ),
-]
-RegistryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--registry",
-        help="registry URL (sqlite:///..., postgresql+psycopg://...); env EDT_REGISTRY",
-    ),
-]
-AddressOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--address", help="Ray cluster address; default embedded; env EDT_ADDRESS / RAY_ADDRESS"
-    ),
-]
-WorkersOpt = Annotated[
-    int | None, typer.Option("--workers", min=1, help="actors (default: one per CPU)")
-]
-ApiOpt = Annotated[
-    str | None,
-    typer.Option("--api", envvar="EDT_API_URL", help="over HTTP: API base URL; env EDT_API_URL"),
-]
-TokenOpt = Annotated[
-    str | None, typer.Option("--token", envvar="EDT_TOKEN", help="bearer token; env EDT_TOKEN")
-]
 
 
 @app.callback()
@@ -69,95 +55,6 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of errors")] = False,
 ) -> None:
     _debug["on"] = debug
-
-
-def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _settings(storage: str | None, registry: str | None, address: str | None) -> Settings:
-    s = Settings()
-    return s.model_copy(
-        update={
-            k: v
-            for k, v in {"storage": storage, "registry": registry, "address": address}.items()
-            if v
-        }
-    )
-
-
-def _registry(s: Settings, *, existing: bool = False) -> Any:
-    """The registry, after its URL passed the checks (exit 2 with one line otherwise);
-    `existing`: a command that only reads, which never creates a registry."""
-    from jobs.config import ConfigError, check_registry_url, public_url
-    from jobs.faults import fault_timeout
-    from jobs.registry import Registry
-
-    try:
-        fault_timeout()  # a malformed EDT_FAULT_TIMEOUT is a bad setting like any other
-        url = check_registry_url(
-            s.registry_url(), create_folder=not s.registry and not existing, must_exist=existing
-        )
-        return Registry(url)
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
-    except Exception as exc:  # unreachable server, bad credentials
-        first = " ".join(str(exc).split())[:300]
-        _fail(f"registry: cannot open {public_url(s.registry_url())}: {first}", EXIT_BAD_INPUT)
-
-
-def _storage(url: str) -> Any:
-    from jobs.config import ConfigError, check_storage_url
-    from jobs.storage import ResultStore
-
-    try:
-        return ResultStore(check_storage_url(url))
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
-
-
-def _job_store(record: Any, explicit: str | None) -> Any:
-    """The job's own storage (recorded at submit); an explicit --storage must agree."""
-    from jobs.storage import ResultStore
-
-    recorded = record.storage
-    if explicit:
-        given = _storage(explicit).url
-        if recorded and given != recorded:
-            _fail(
-                f"--storage {given} is not where job {record.id} lives ({recorded}); "
-                "drop --storage to use the recorded one",
-                EXIT_BAD_INPUT,
-            )
-        return ResultStore(recorded or given)
-    if recorded:
-        return ResultStore(recorded)
-    return ResultStore(Settings().storage_url())  # a job registered before storage was recorded
-
-
-def _get(reg: Any, job_id: str) -> Any:
-    from jobs.registry import JobNotFound
-
-    try:
-        return reg.get(job_id)
-    except JobNotFound:
-        _fail(f"no job {job_id} in {reg}", EXIT_BAD_INPUT)
-
-
-def _connect(address: str | None) -> Any:
-    """Ray, embedded or at `address`; an address where nothing listens is refused at once."""
-    import socket
-
-    from cluster.runtime import connect
-
-    if address and address != "auto":
-        host, _, port = address.rpartition(":")
-        try:
-            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
-        except (OSError, ValueError):
-            _fail(f"address: no Ray cluster answers at {address}", EXIT_BAD_INPUT)
-    return connect(address)
 
 
 class _Stopped(Exception):  # noqa: N818 (Ctrl-C or SIGTERM while following)
@@ -183,7 +80,7 @@ def _drive(
     from jobs.faults import InfrastructureError, one_line
     from jobs.status import JobStatus
 
-    info = _connect(s.address or None)
+    info = connect_ray(s.address or None)
     reaper = Reaper() if info.embedded else None
     if reaper is not None:
         reaper.watch_job(job_id, reg.url)
@@ -208,7 +105,7 @@ def _drive(
         if info.embedded:
             stop_supervisor(job_id)
         then = "follow it again with: edt wait" if not info.embedded else "resume with: edt resume"
-        _fail(f"job {job_id}: {one_line(exc)}; {then} {job_id}", EXIT_INTERRUPTED)
+        fail(f"job {job_id}: {one_line(exc)}; {then} {job_id}", EXIT_INTERRUPTED)
     finally:
         if info.embedded:
             shutdown()
@@ -222,7 +119,7 @@ def _exit_for(record: Any, store: Any) -> NoReturn:
 
     status, note = shown_status(record)
     if status == "queued":
-        _fail(
+        fail(
             f"job {record.id} never started: no supervisor took it (see Ray's logs); "
             f"start it with: edt resume {record.id}",
             EXIT_INTERRUPTED,
@@ -231,8 +128,8 @@ def _exit_for(record: Any, store: Any) -> NoReturn:
         print_summary(record.id, store.read_json(record.id, "summary.json"), store)
         raise typer.Exit(0)
     if status == "interrupted":
-        _fail(f"job {record.id} interrupted: {note}", EXIT_INTERRUPTED)
-    _fail(f"job {record.id} {status}" + (f": {record.error}" if record.error else ""))
+        fail(f"job {record.id} interrupted: {note}", EXIT_INTERRUPTED)
+    fail(f"job {record.id} {status}" + (f": {record.error}" if record.error else ""))
 
 
 @app.command()
@@ -253,16 +150,16 @@ def run(
     from cluster.launch import start_supervisor, submit_job
     from jobs.spec import load_job
 
-    s = _settings(storage, registry, address)
+    s = settings_from(storage, registry, address)
     if detach and not s.address:
-        _fail("--detach needs a cluster (--address): an embedded job stops with its process", 2)
+        fail("--detach needs a cluster (--address): an embedded job stops with its process", 2)
     try:
         job = load_job(job_file)
     except (SpecError, ValueError) as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
-    store = _storage(s.storage_url())  # both settings checked before anything is created
-    reg = _registry(s)
-    info = _connect(s.address or None)
+        fail(str(exc), EXIT_BAD_INPUT)
+    store = open_storage(s.storage_url())  # both settings checked before anything is created
+    reg = open_registry(s)
+    info = connect_ray(s.address or None)
     record = submit_job(
         reg, store, job, chunk_size=chunk_size, workers=min(workers or info.cpus, info.cpus)
     )
@@ -296,18 +193,18 @@ def resume(
     from cluster.liveness import runner_alive
     from jobs.status import JobStatus
 
-    s = _settings(storage, registry, address)
-    reg = _registry(s, existing=True)
-    record = _get(reg, job_id)
+    s = settings_from(storage, registry, address)
+    reg = open_registry(s, existing=True)
+    record = get_job(reg, job_id)
     if record.status.is_terminal():
-        _fail(
+        fail(
             f"job {job_id} is {record.status.value}; only unfinished jobs can be resumed",
             EXIT_BAD_INPUT,
         )
     busy = runner_alive(record) if record.status is JobStatus.RUNNING else None
     if busy:
-        _fail(f"job {job_id} is being run by {busy}; nothing to resume")
-    store = _job_store(record, storage)
+        fail(f"job {job_id} is being run by {busy}; nothing to resume")
+    store = job_store(record, storage)
     missing = record.total_chunks - len(reg.committed_chunks(job_id))
     # An adaptive run stops at its rule, usually long before its last chunk.
     upto = "at most " if record.spec.get("scenarios", {}).get("until") else ""
@@ -317,10 +214,10 @@ def resume(
     )
     if detach:
         if not s.address:
-            _fail("--detach needs a cluster (--address)", EXIT_BAD_INPUT)
+            fail("--detach needs a cluster (--address)", EXIT_BAD_INPUT)
         from cluster.launch import start_supervisor
 
-        _connect(s.address)
+        connect_ray(s.address)
         start_supervisor(job_id, reg.url, address=s.address, workers=workers)
         return
     _drive(reg, store, job_id, s, workers, resuming=record.status is JobStatus.INTERRUPTED)
@@ -331,9 +228,9 @@ def wait(job_id: str, registry: RegistryOpt = None) -> None:
     """Follow a job started elsewhere until it ends; exit by its final status."""
     from api.follow import follow
 
-    reg = _registry(_settings(None, registry, None), existing=True)
-    record = _get(reg, job_id)
-    store = _job_store(record, None)
+    reg = open_registry(settings_from(None, registry, None), existing=True)
+    record = get_job(reg, job_id)
+    store = job_store(record, None)
     try:
         final = follow(reg, job_id, store)
     except KeyboardInterrupt:
@@ -350,7 +247,7 @@ def status(
         return cli_remote.remote_status(api, token, job_id)
     from cluster.liveness import shown_status
 
-    r = _get(_registry(_settings(None, registry, None), existing=True), job_id)
+    r = get_job(open_registry(settings_from(None, registry, None), existing=True), job_id)
     shown, note = shown_status(r)
     print(json.dumps(_record_json(r, shown, note), indent=2))
 
@@ -390,7 +287,9 @@ def jobs(
         return cli_remote.remote_jobs(api, token, limit, as_json)
     from cluster.liveness import shown_status
 
-    records = _registry(_settings(None, registry, None), existing=True).list_jobs(limit=limit)
+    records = open_registry(settings_from(None, registry, None), existing=True).list_jobs(
+        limit=limit
+    )
     rows = [(r, *shown_status(r)) for r in records]
     if as_json:
         print(json.dumps([_record_json(r, shown, note) for r, shown, note in rows], indent=2))
@@ -421,8 +320,8 @@ def cancel(
     from cluster.liveness import shown_status
     from jobs.status import JobStatus
 
-    reg = _registry(_settings(None, registry, None), existing=True)
-    r = _get(reg, job_id)
+    reg = open_registry(settings_from(None, registry, None), existing=True)
+    r = get_job(reg, job_id)
     if shown_status(r)[0] == "interrupted" and not r.status.is_terminal():
         # Nobody would see the flag: a job without a live supervisor is cancelled here.
         r = reg.set_status(job_id, JobStatus.CANCELLED, error=None)
@@ -445,15 +344,15 @@ def results(
     """Export a job's scenario table (Parquet or CSV by extension; CSV to stdout by default)."""
     if output is not None:
         if output.suffix not in (".parquet", ".csv"):
-            _fail(f"-o {output}: unknown extension {output.suffix!r}; use .parquet or .csv", 2)
+            fail(f"-o {output}: unknown extension {output.suffix!r}; use .parquet or .csv", 2)
         if not output.parent.absolute().is_dir():
-            _fail(f"-o {output}: the folder {output.parent.absolute()} does not exist", 2)
+            fail(f"-o {output}: the folder {output.parent.absolute()} does not exist", 2)
     if api:
         return cli_remote.remote_results(api, token, job_id, output)
-    reg = _registry(_settings(None, registry, None), existing=True)
-    store = _job_store(_get(reg, job_id), storage)
+    reg = open_registry(settings_from(None, registry, None), existing=True)
+    store = job_store(get_job(reg, job_id), storage)
     if not store.list_parts(job_id):
-        _fail(f"no results for job {job_id} under {store.url}")
+        fail(f"no results for job {job_id} under {store.url}")
     table = store.read_scenarios(job_id)
     if output is None:
         table.to_pandas().to_csv(sys.stdout, index=False)
@@ -473,7 +372,7 @@ def validate(file: Path) -> None:
     try:
         line = validate_file(file)
     except (SpecError, ValueError) as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
+        fail(str(exc), EXIT_BAD_INPUT)
     print(line)
 
 
@@ -495,7 +394,7 @@ def models(
     try:
         model = load_model(name)
     except (FileNotFoundError, SpecError) as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     t = Table("parameter path", "base value", title=f"{model.name}: paths for scenarios")
     for path, value in base_values(model).items():
         t.add_row(path, f"{value:g}")

@@ -16,16 +16,16 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
-from api.cli import (
+from api.cli import app
+from api.cli_setup import (
     AddressOpt,
     ApiOpt,
     RegistryOpt,
     StorageOpt,
     TokenOpt,
-    _fail,
-    _settings,
-    app,
     err,
+    fail,
+    settings_from,
 )
 from api.display import console
 from edt_compute.validation import SpecError
@@ -50,9 +50,9 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except ApiError as exc:
-        _fail(f"{exc.message} ({exc.status} {exc.code})", 2 if exc.status in (413, 422) else 1)
+        fail(f"{exc.message} ({exc.status} {exc.code})", 2 if exc.status in (413, 422) else 1)
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach the API: {exc}")
+        fail(f"cannot reach the API: {exc}")
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
@@ -108,9 +108,9 @@ def remote_results(api: str, token: str | None, job_id: str, output: Path | None
                 writer.writerow(row)
             return
         if output.suffix not in (".parquet", ".csv"):
-            _fail(f"{output}: use a .parquet or .csv file name", 2)
+            fail(f"{output}: use a .parquet or .csv file name", 2)
         if not output.parent.is_dir():
-            _fail(f"{output.parent}: no such folder", 2)
+            fail(f"{output.parent}: no such folder", 2)
         _call(c.download, job_id, output)
     err.print(f"{job_id}: results written to {output}", highlight=False)
 
@@ -172,7 +172,7 @@ def submit(
     try:
         job = load_job(job_file)
     except (SpecError, ValueError) as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     if api:
         with _client(api, token) as c:
             record = _call(c.submit, job.document())
@@ -185,12 +185,13 @@ def submit(
         raise typer.Exit(EXIT_CODES.get(final, 1))
     import os
 
-    from api.cli import _exit_for, _registry, _storage
+    from api.cli import _exit_for
+    from api.cli_setup import open_registry, open_storage
     from api.follow import follow
     from cluster.launch import submit_job
 
-    s = _settings(storage, registry, None)
-    reg, store = _registry(s), _storage(s.storage_url())
+    s = settings_from(storage, registry, None)
+    reg, store = open_registry(s), open_storage(s.storage_url())
     # Chunks sized for this machine's CPUs: a queued job must not need Ray to be submitted.
     rec = submit_job(reg, store, job, workers=s.workers or os.cpu_count() or 1)
     print(rec.id)
@@ -220,22 +221,22 @@ def serve(
     from api.app import bind_problem, create_app
     from api.auth import TokensFileError, load_tokens
 
-    s = _settings(storage, registry, address)
+    s = settings_from(storage, registry, address)
     extra = {"host": host, "port": port, "tokens_file": tokens_file}
     s = s.model_copy(update={k: v for k, v in extra.items() if v is not None})
     if not scheduler:
         s = s.model_copy(update={"scheduler": False})
     if problem := bind_problem(s):
-        _fail(problem, 2)
-    from api.cli import _registry, _storage
+        fail(problem, 2)
+    from api.cli_setup import open_registry, open_storage
 
     # Bad registry or storage settings: one line and exit 2, before anything listens.
-    checked = {"registry": _registry(s).url, "storage": _storage(s.storage_url()).url}
+    checked = {"registry": open_registry(s).url, "storage": open_storage(s.storage_url()).url}
     s = s.model_copy(update=checked)
     try:
         tokens = load_tokens(s.tokens_file)
     except TokensFileError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     if not tokens.enabled:
         err.print(
             f"no tokens file (EDT_TOKENS_FILE): serving without authentication on {s.host} only",
@@ -261,7 +262,7 @@ def scheduler_command(
     from cluster.scheduler import Scheduler, ray_launcher
     from jobs.registry import Registry
 
-    s = _settings(None, registry, address)
+    s = settings_from(None, registry, address)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -304,11 +305,11 @@ def usage(
             ]
     else:
         from api import queries
-        from api.cli import _registry
+        from api.cli_setup import open_registry
 
         # A reading command: never creates a registry.
         found = queries.usage(
-            _registry(_settings(None, registry, None), existing=True), since, until
+            open_registry(settings_from(None, registry, None), existing=True), since, until
         )
         rows = [(t, j, n, c) for t, (j, n, c) in sorted(found.items())]
     t = Table("tenant", "jobs", "scenarios", "CPU-seconds", title=f"usage, last {days:g} day(s)")

@@ -60,9 +60,11 @@ def _status(registry_url: str, job_id: str, env: dict[str, str]) -> dict[str, An
     return dict(json.loads(out.stdout))
 
 
-def test_a_killed_embedded_run_is_interrupted_cleaned_up_and_resumed(
-    tmp_path: Path, gate: Path
-) -> None:
+def _run_until_first_chunk(
+    tmp_path: Path, *options: str
+) -> tuple[subprocess.Popen[bytes], Registry, str, dict[str, str]]:
+    """`edt run` of JOB (chunks >= 1 held by the gate) until chunk 0 is committed: the running
+    driver, the registry, the job id and the environment."""
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
     registry_url = f"sqlite:///{tmp_path / 'r.db'}"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
@@ -73,8 +75,7 @@ def test_a_killed_embedded_run_is_interrupted_cleaned_up_and_resumed(
             str(tmp_path / "job.yaml"),
             "--chunk-size",
             "1000",
-            "--workers",
-            "1",
+            *options,
             "--storage",
             str(tmp_path / "results"),
             "--registry",
@@ -86,11 +87,23 @@ def test_a_killed_embedded_run_is_interrupted_cleaned_up_and_resumed(
         env=env,
     )
     reg = Registry(registry_url)
-    seen: dict[int, int] = {}
     try:
         wait_for(lambda: (tmp_path / "r.db").exists() and bool(reg.list_jobs()), what="job row")
         job_id = reg.list_jobs()[0].id
         wait_for(lambda: reg.committed_chunks(job_id) == {0}, what="first chunk")
+    except BaseException:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+        raise
+    return driver, reg, job_id, env
+
+
+def test_a_killed_embedded_run_is_interrupted_cleaned_up_and_resumed(
+    tmp_path: Path, gate: Path
+) -> None:
+    driver, reg, job_id, env = _run_until_first_chunk(tmp_path, "--workers", "1")
+    registry_url = reg.url
+    try:
         seen = descendants(driver.pid)
         assert any("raylet" in Path(f"/proc/{p}/cmdline").read_text() for p in _alive(seen))
     finally:
@@ -159,36 +172,9 @@ def test_resume_refuses_a_storage_that_is_not_the_jobs(tmp_path: Path) -> None:
 def test_on_a_cluster_the_job_survives_its_edt_run_and_its_supervisor_process(
     tmp_path: Path, gate: Path, ray_head: str
 ) -> None:
-    (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
-    registry_url = f"sqlite:///{tmp_path / 'r.db'}"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    driver = subprocess.Popen(
-        [
-            EDT,
-            "run",
-            str(tmp_path / "job.yaml"),
-            "--chunk-size",
-            "1000",
-            "--address",
-            ray_head,
-            "--storage",
-            str(tmp_path / "results"),
-            "--registry",
-            registry_url,
-        ],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    reg = Registry(registry_url)
-    try:
-        wait_for(lambda: (tmp_path / "r.db").exists() and bool(reg.list_jobs()), what="job row")
-        job_id = reg.list_jobs()[0].id
-        wait_for(lambda: reg.committed_chunks(job_id) == {0}, what="first chunk")
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # edt run and everything in its group
-        driver.wait()
+    driver, reg, job_id, _ = _run_until_first_chunk(tmp_path, "--address", ray_head)
+    os.killpg(driver.pid, signal.SIGKILL)  # edt run and everything in its group
+    driver.wait()
     first = reg.get(job_id).runner
     assert first is not None and reg.get(job_id).status is JobStatus.RUNNING
     os.kill(int(first.split(":")[1]), signal.SIGKILL)  # the supervisor actor's process
