@@ -47,6 +47,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import stats
 
+from edt_compute.validation import ProblemsError
+
 __all__ = [
     "Interval",
     "Statistic",
@@ -331,7 +333,7 @@ class StoppingRule:
 
     @classmethod
     def resolve(cls, until: Until, samples: int | None, method: str) -> StoppingRule:
-        """Raise ValueError (problems joined by "; ") when the rule cannot work."""
+        """Raise ProblemsError (a ValueError listing each problem) when the rule cannot work."""
         errors: list[str] = []
         cap = until.max_samples if until.max_samples is not None else samples
         if until.max_samples is not None and samples is not None and samples != cap:
@@ -366,7 +368,7 @@ class StoppingRule:
                     " scrambled replicate"
                 )
         if errors:
-            raise ValueError("; ".join(errors))
+            raise ProblemsError(errors)
         return cls(until.all_targets(), until.confidence, first, cap, until.checkpoint, replicates)
 
     def next_checkpoint(self, n: int) -> int | None:

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edt_compute.validation import ProblemsError
+
 SCHEMA_VERSION = 1
 
 PERIODS_PER_YEAR: dict[str, int] = {"month": 12, "quarter": 4, "year": 1}
@@ -255,7 +257,7 @@ class EnterpriseModel(_Strict):
                 f"units: recipes form a cycle {' -> '.join(cycle)}; the operating rule needs an acyclic flow"
             )
         if errors:
-            raise ValueError("; ".join(errors))
+            raise ProblemsError(errors)
         return self
 
     def unit_order(self) -> list[str]:
