@@ -137,15 +137,10 @@ class ChunkEvaluator:
         self, cm: CompiledModel, idx: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]
     ) -> None:
         """MILP per scenario on one instance built once per evaluator (so once per actor)."""
-        from solvers import PlanningModel, SolverOptions
+        from solvers import PlanningModel
 
         if self._planner is None:
-            opts = self.job.spec.solver
-            self._planner = PlanningModel(
-                self.job.model,
-                SolverOptions(time_limit=opts.time_limit, mip_gap=opts.mip_gap),
-                milp=self._milp,
-            )
+            self._planner = PlanningModel(self.job.model, self.job.spec.solver, milp=self._milp)
         none = np.full(len(cm.projects), -1, dtype=np.int64)
         for s, i in enumerate(idx):
             res = self._planner.solve(cm, s, free=self.selected)
