@@ -47,6 +47,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import stats
 
+from edt_compute.finance import Metric
+from edt_compute.risk import json_float
 from edt_compute.validation import ProblemsError
 
 __all__ = [
@@ -65,9 +67,6 @@ __all__ = [
     "wilson_interval",
 ]
 
-Metric = Literal[
-    "npv", "enterprise_npv", "irr", "mirr", "pi", "payback_years", "discounted_payback_years"
-]
 Statistic = Literal["mean", "p05", "p95", "prob_negative", "cvar95"]
 
 DEFAULT_MIN_SAMPLES = 256
@@ -316,10 +315,6 @@ def interval(
     return replicate_interval(x, replicates, statistic, confidence)
 
 
-def _json(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 @dataclass(frozen=True)
 class StoppingRule:
     """An `Until` resolved against its Monte Carlo spec: every default and cap made explicit."""
@@ -402,11 +397,11 @@ class StoppingRule:
                     "n": int(x.size),
                     "metric": target.metric,
                     "statistic": target.statistic,
-                    "estimate": _json(iv.estimate),
-                    "lower": _json(iv.lower),
-                    "upper": _json(iv.upper),
-                    "half_width": _json(iv.half_width),
-                    "goal": _json(goal),
+                    "estimate": json_float(iv.estimate),
+                    "lower": json_float(iv.lower),
+                    "upper": json_float(iv.upper),
+                    "half_width": json_float(iv.half_width),
+                    "goal": json_float(goal),
                     "count": iv.count,
                     "met": bool(iv.half_width <= goal),
                 }

@@ -24,7 +24,6 @@ from edt_compute.simulation import SimulationResult, simulate
 from jobs.spec import PreparedJob
 from jobs.status import ScenarioStatus
 
-METRICS = ("npv", "irr", "mirr", "pi", "payback_years", "discounted_payback_years")
 TIMESERIES = ("revenue", "ebitda", "capex", "tax", "fcf")
 
 
@@ -206,9 +205,8 @@ class ChunkEvaluator:
         }
         for name, values in inputs.columns.items():
             cols[name] = pa.array(values)
-        for name in METRICS:
+        for name in finance.TABLE_METRICS:
             cols[name] = pa.array(out.column(name), pa.float64())
-        cols["enterprise_npv"] = pa.array(out.column("enterprise_npv"), pa.float64())
         if self.job.spec.mode == "optimize":
             for name in ("objective", "mip_gap", "solve_seconds"):
                 cols[name] = pa.array(out.column(name), pa.float64())
