@@ -14,20 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from edt_compute.validation import ProblemsError
 
-SCHEMA_VERSION = 1
-
 PERIODS_PER_YEAR: dict[str, int] = {"month": 12, "quarter": 4, "year": 1}
 
 
 class _Strict(BaseModel):
     # NaN or infinite numbers in a model are always a data error, never a value to compute with.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def _finite(value: float, field: str) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"{field} must be a finite number, got {value}")
-    return value
 
 
 # A recipe amount; annotated on the value type so that its domain is read like any field's.
@@ -64,12 +56,6 @@ class Unit(_Strict):
     variable_cost: float = Field(default=0.0, description="cost per unit of activity")
     fixed_cost: float = Field(default=0.0, ge=0, description="cost per period")
     startup_cost: float = Field(default=0.0, ge=0, description="cost per start from off")
-
-    @field_validator("variable_cost")
-    @classmethod
-    def _finite_cost(cls, v: float) -> float:
-        return _finite(v, "variable_cost")
-
 
 class Storage(_Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -114,7 +100,6 @@ class Market(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Market:
-        _finite(self.price, "price")
         if self.max_volume is not None and self.min_volume > self.max_volume:
             raise ValueError(
                 f"min_volume ({self.min_volume}) exceeds max_volume ({self.max_volume})"

@@ -31,7 +31,6 @@ TIMESERIES = ("revenue", "ebitda", "capex", "tax", "fcf")
 class ChunkResult:
     scenarios: pa.Table
     timeseries: pa.Table | None = None
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -26,7 +26,6 @@ from edt_compute.scenarios import MonteCarloSpec, ScenarioSpec, check_spec, scen
 from edt_compute.validation import SpecError, problems
 from solvers.status import SolverOptions
 
-JOB_SCHEMA_VERSION = 1
 # The largest scenario count a submitted job may ask for: far above what a cluster runs in a
 # day, low enough to catch a typed extra zero or three.
 MAX_SAMPLES_SETTING = "EDT_MAX_SAMPLES"
