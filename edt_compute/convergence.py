@@ -61,7 +61,6 @@ __all__ = [
     "estimate",
     "interval",
     "mean_interval",
-    "order_statistic_ranks",
     "quantile_interval",
     "replicate_interval",
     "wilson_interval",
@@ -215,29 +214,20 @@ def mean_interval(x: np.ndarray, confidence: float) -> Interval:
     return Interval(centre, centre - half, centre + half, n)
 
 
-def order_statistic_ranks(n: int, q: float, confidence: float) -> tuple[int, int]:
-    """1-based ranks (l, u) with P(X_(l) <= q-quantile <= X_(u)) >= confidence.
-
-    For continuous X the number of values below the quantile is Binomial(n, q), so the
-    coverage is F(u - 1) - F(l - 1) with F its cdf; l and u cut about (1 - confidence) / 2
-    from each side. l = 0 (u = n + 1) means no order statistic is low (high) enough yet.
-    """
-    a = (1.0 - confidence) / 2
-    law = stats.binom(n, q)
-    return int(law.ppf(a)), int(law.ppf(1.0 - a)) + 1
-
-
 def quantile_interval(x: np.ndarray, statistic: Statistic, confidence: float) -> Interval:
-    """Distribution-free order-statistic interval of a quantile of independent values."""
+    """Distribution-free order-statistic interval of a quantile of independent values.
+
+    scipy's `quantile_test` interval: the number of values below the quantile is
+    Binomial(n, q), so the ranks cut at most (1 - confidence) / 2 of it from each side; a side
+    no order statistic reaches yet (small n) is unbounded.
+    """
     x = x[np.isfinite(x)]
     n = int(x.size)
     if n == 0:
         return Interval(*_UNKNOWN, 0)
-    low, high = order_statistic_ranks(n, _QUANTILE[statistic], confidence)
-    ranks = [r - 1 for r in (low, high) if 1 <= r <= n]
-    part = np.partition(x, ranks) if ranks else x
-    lower = float(part[low - 1]) if low >= 1 else -math.inf
-    upper = float(part[high - 1]) if high <= n else math.inf
+    ci = stats.quantile_test(x, q=0.0, p=_QUANTILE[statistic]).confidence_interval(confidence)
+    lower = float(ci.low) if math.isfinite(ci.low) else -math.inf
+    upper = float(ci.high) if math.isfinite(ci.high) else math.inf
     return Interval(estimate(x, statistic), lower, upper, n)
 
 
@@ -245,12 +235,8 @@ def wilson_interval(negatives: int, n: int, confidence: float) -> Interval:
     """Wilson score interval of a proportion negatives / n; the estimate is the proportion."""
     if n == 0:
         return Interval(math.nan, 0.0, 1.0, 0)
-    z = _z(confidence)
-    p = negatives / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n)
+    ci = stats.binomtest(negatives, n).proportion_ci(confidence, method="wilson")
+    return Interval(negatives / n, float(ci.low), float(ci.high), n)
 
 
 def cvar_interval(x: np.ndarray, confidence: float) -> Interval:

@@ -8,6 +8,7 @@ Validation errors name the path and the problem, because analysts edit these fil
 from __future__ import annotations
 
 import math
+from graphlib import CycleError, TopologicalSorter
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -283,29 +284,13 @@ def _topological(units: list[Unit]) -> list[str]:
 
 
 def _recipe_cycle(units: list[Unit]) -> list[str]:
-    if len(_topological(units)) == len(units):
-        return []
-    edges = _edges(units)
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str]:
-        state[n] = 1
-        stack.append(n)
-        for t in sorted(edges[n]):
-            if state.get(t) == 1:
-                return [*stack[stack.index(t) :], t]
-            if t not in state:
-                found = visit(t)
-                if found:
-                    return found
-        state[n] = 2
-        stack.pop()
-        return []
-
-    for u in units:
-        if u.name not in state:
-            found = visit(u.name)
-            if found:
-                return found
-    return ["?"]
+    """A cycle of recipes (first unit repeated at the end, upstream first), or [] if none."""
+    upstream: dict[str, list[str]] = {u.name: [] for u in units}
+    for producer, consumers in _edges(units).items():
+        for c in sorted(consumers):
+            upstream[c].append(producer)
+    try:
+        TopologicalSorter(upstream).prepare()
+    except CycleError as exc:
+        return [str(n) for n in exc.args[1]]
+    return []
