@@ -4,7 +4,6 @@ the job (a page reads only the parts it covers; a download streams one part at a
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from edt_compute.risk import json_ready
 from jobs.storage import ResultStore
 
 
@@ -37,10 +37,6 @@ def _part_rows(store: ResultStore, job_id: str, k: int) -> int:
         return int(pq.ParquetFile(f).metadata.num_rows)
 
 
-def _clean(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def read_page(
     store: ResultStore,
     job_id: str,
@@ -62,7 +58,7 @@ def read_page(
         table = store.read_part(job_id, k, columns=columns)
         start = max(0, offset - seen)
         piece = table.slice(start, limit - len(rows))
-        rows += [{c: _clean(v) for c, v in r.items()} for r in piece.to_pylist()]
+        rows += [json_ready(r) for r in piece.to_pylist()]
         seen += n
     return rows
 

@@ -148,12 +148,12 @@ def _accounts(
             for t in range(T):
                 installed = capacity[s, u] > 0
                 for q in range(P):
-                    if project_unit[q] == u and _online(builds[s, q], project_lead[q], t):
+                    if project_unit[q] == u and project_online(builds[s, q], project_lead[q], t):
                         installed = installed or project_capacity[s, q] > 0
                 acc[FIXED, t] += (1.0 if installed else 0.0) * fixed_cost[s, u]
         for p in range(P):
             for t in range(T):
-                on = 1.0 if _online(builds[s, p], project_lead[p], t) else 0.0
+                on = 1.0 if project_online(builds[s, p], project_lead[p], t) else 0.0
                 acc[FIXED, t] += project_fixed_cost[s, p] * on
         for t in range(T):
             acc[FIXED, t] += constant
@@ -213,7 +213,8 @@ def _nanmax(a: float, b: float) -> float:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _online(build: int, lead: int, t: int) -> bool:
+def project_online(build: int, lead: int, t: int) -> bool:
+    """Whether a project built in period `build` (-1: never) adds its capacity in period t."""
     return build >= 0 and t >= build + lead
 
 

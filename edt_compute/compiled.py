@@ -86,10 +86,6 @@ class CompiledModel:
         return CompiledModel(**fields)
 
 
-def _broadcast(value: float, S: int, shape: tuple[int, ...] = ()) -> np.ndarray:
-    return np.full((S, *shape), float(value))
-
-
 def compile_model(
     model: EnterpriseModel,
     n_scenarios: int,
@@ -192,10 +188,8 @@ def compile_model(
         )
 
     life = proj_field("life_years")
-    for name, arr in (
-        ("capacity", unit_field("capacity")),
-        ("availability", unit_field("availability")),
-    ):
+    capacity, availability = unit_field("capacity"), unit_field("availability")
+    for name, arr in (("capacity", capacity), ("availability", availability)):
         if np.any(arr < 0):
             raise ParameterError(f"units.*.{name}: a scenario sets a negative value")
     return CompiledModel(
@@ -207,8 +201,8 @@ def compile_model(
         units=order,
         markets=[m.name for m in model.markets],
         projects=[p.name for p in projects],
-        capacity=unit_field("capacity"),
-        availability=np.clip(unit_field("availability"), 0.0, 1.0),
+        capacity=capacity,
+        availability=np.clip(availability, 0.0, 1.0),
         min_load=np.clip(unit_field("min_load"), 0.0, 1.0),
         variable_cost=unit_field("variable_cost"),
         fixed_cost=unit_field("fixed_cost"),

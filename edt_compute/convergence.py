@@ -47,6 +47,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import stats
 
+from edt_compute.finance import Metric
+from edt_compute.risk import json_float
+from edt_compute.validation import ProblemsError
+
 __all__ = [
     "Interval",
     "Statistic",
@@ -57,15 +61,11 @@ __all__ = [
     "estimate",
     "interval",
     "mean_interval",
-    "order_statistic_ranks",
     "quantile_interval",
     "replicate_interval",
     "wilson_interval",
 ]
 
-Metric = Literal[
-    "npv", "enterprise_npv", "irr", "mirr", "pi", "payback_years", "discounted_payback_years"
-]
 Statistic = Literal["mean", "p05", "p95", "prob_negative", "cvar95"]
 
 DEFAULT_MIN_SAMPLES = 256
@@ -214,29 +214,20 @@ def mean_interval(x: np.ndarray, confidence: float) -> Interval:
     return Interval(centre, centre - half, centre + half, n)
 
 
-def order_statistic_ranks(n: int, q: float, confidence: float) -> tuple[int, int]:
-    """1-based ranks (l, u) with P(X_(l) <= q-quantile <= X_(u)) >= confidence.
-
-    For continuous X the number of values below the quantile is Binomial(n, q), so the
-    coverage is F(u - 1) - F(l - 1) with F its cdf; l and u cut about (1 - confidence) / 2
-    from each side. l = 0 (u = n + 1) means no order statistic is low (high) enough yet.
-    """
-    a = (1.0 - confidence) / 2
-    law = stats.binom(n, q)
-    return int(law.ppf(a)), int(law.ppf(1.0 - a)) + 1
-
-
 def quantile_interval(x: np.ndarray, statistic: Statistic, confidence: float) -> Interval:
-    """Distribution-free order-statistic interval of a quantile of independent values."""
+    """Distribution-free order-statistic interval of a quantile of independent values.
+
+    scipy's `quantile_test` interval: the number of values below the quantile is
+    Binomial(n, q), so the ranks cut at most (1 - confidence) / 2 of it from each side; a side
+    no order statistic reaches yet (small n) is unbounded.
+    """
     x = x[np.isfinite(x)]
     n = int(x.size)
     if n == 0:
         return Interval(*_UNKNOWN, 0)
-    low, high = order_statistic_ranks(n, _QUANTILE[statistic], confidence)
-    ranks = [r - 1 for r in (low, high) if 1 <= r <= n]
-    part = np.partition(x, ranks) if ranks else x
-    lower = float(part[low - 1]) if low >= 1 else -math.inf
-    upper = float(part[high - 1]) if high <= n else math.inf
+    ci = stats.quantile_test(x, q=0.0, p=_QUANTILE[statistic]).confidence_interval(confidence)
+    lower = float(ci.low) if math.isfinite(ci.low) else -math.inf
+    upper = float(ci.high) if math.isfinite(ci.high) else math.inf
     return Interval(estimate(x, statistic), lower, upper, n)
 
 
@@ -244,12 +235,8 @@ def wilson_interval(negatives: int, n: int, confidence: float) -> Interval:
     """Wilson score interval of a proportion negatives / n; the estimate is the proportion."""
     if n == 0:
         return Interval(math.nan, 0.0, 1.0, 0)
-    z = _z(confidence)
-    p = negatives / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n)
+    ci = stats.binomtest(negatives, n).proportion_ci(confidence, method="wilson")
+    return Interval(negatives / n, float(ci.low), float(ci.high), n)
 
 
 def cvar_interval(x: np.ndarray, confidence: float) -> Interval:
@@ -314,10 +301,6 @@ def interval(
     return replicate_interval(x, replicates, statistic, confidence)
 
 
-def _json(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 @dataclass(frozen=True)
 class StoppingRule:
     """An `Until` resolved against its Monte Carlo spec: every default and cap made explicit."""
@@ -331,7 +314,7 @@ class StoppingRule:
 
     @classmethod
     def resolve(cls, until: Until, samples: int | None, method: str) -> StoppingRule:
-        """Raise ValueError (problems joined by "; ") when the rule cannot work."""
+        """Raise ProblemsError (a ValueError listing each problem) when the rule cannot work."""
         errors: list[str] = []
         cap = until.max_samples if until.max_samples is not None else samples
         if until.max_samples is not None and samples is not None and samples != cap:
@@ -366,7 +349,7 @@ class StoppingRule:
                     " scrambled replicate"
                 )
         if errors:
-            raise ValueError("; ".join(errors))
+            raise ProblemsError(errors)
         return cls(until.all_targets(), until.confidence, first, cap, until.checkpoint, replicates)
 
     def next_checkpoint(self, n: int) -> int | None:
@@ -400,11 +383,11 @@ class StoppingRule:
                     "n": int(x.size),
                     "metric": target.metric,
                     "statistic": target.statistic,
-                    "estimate": _json(iv.estimate),
-                    "lower": _json(iv.lower),
-                    "upper": _json(iv.upper),
-                    "half_width": _json(iv.half_width),
-                    "goal": _json(goal),
+                    "estimate": json_float(iv.estimate),
+                    "lower": json_float(iv.lower),
+                    "upper": json_float(iv.upper),
+                    "half_width": json_float(iv.half_width),
+                    "goal": json_float(goal),
                     "count": iv.count,
                     "met": bool(iv.half_width <= goal),
                 }

@@ -20,12 +20,17 @@ the eigenvalues of a companion matrix (LAPACK through numpy, in batches).
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
 __all__ = [
+    "MAYBE_UNDEFINED",
     "METRIC_NAMES",
+    "TABLE_METRICS",
+    "Metric",
     "annualise",
     "discounted_payback",
     "irr",
@@ -444,7 +449,16 @@ def annualise(period_rate: npt.ArrayLike, periods_per_year: npt.ArrayLike) -> Fl
         return np.asarray(np.expm1(np.log1p(r) * m), dtype=np.float64)
 
 
-METRIC_NAMES = ("npv", "irr", "mirr", "pi", "payback_years", "discounted_payback_years")
+# The metric columns of a scenario table, named once (this order is the job schema's): the
+# projects' incremental metrics, which `metrics` returns in METRIC_NAMES order, and the NPV of
+# the whole enterprise with the projects, which the table has last.
+Metric = Literal[
+    "npv", "enterprise_npv", "irr", "mirr", "pi", "payback_years", "discounted_payback_years"
+]
+METRIC_NAMES: tuple[Metric, ...] = tuple(m for m in get_args(Metric) if m != "enterprise_npv")
+TABLE_METRICS: tuple[Metric, ...] = (*METRIC_NAMES, "enterprise_npv")
+# Metrics a scenario may lack (no sign change, never paid back within the horizon): NaN then.
+MAYBE_UNDEFINED: tuple[Metric, ...] = ("irr", "mirr", "payback_years", "discounted_payback_years")
 
 
 def metrics(

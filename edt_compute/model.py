@@ -8,11 +8,12 @@ Validation errors name the path and the problem, because analysts edit these fil
 from __future__ import annotations
 
 import math
+from graphlib import CycleError, TopologicalSorter
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+from edt_compute.validation import ProblemsError
 
 PERIODS_PER_YEAR: dict[str, int] = {"month": 12, "quarter": 4, "year": 1}
 
@@ -20,12 +21,6 @@ PERIODS_PER_YEAR: dict[str, int] = {"month": 12, "quarter": 4, "year": 1}
 class _Strict(BaseModel):
     # NaN or infinite numbers in a model are always a data error, never a value to compute with.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def _finite(value: float, field: str) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"{field} must be a finite number, got {value}")
-    return value
 
 
 # A recipe amount; annotated on the value type so that its domain is read like any field's.
@@ -62,12 +57,6 @@ class Unit(_Strict):
     variable_cost: float = Field(default=0.0, description="cost per unit of activity")
     fixed_cost: float = Field(default=0.0, ge=0, description="cost per period")
     startup_cost: float = Field(default=0.0, ge=0, description="cost per start from off")
-
-    @field_validator("variable_cost")
-    @classmethod
-    def _finite_cost(cls, v: float) -> float:
-        return _finite(v, "variable_cost")
-
 
 class Storage(_Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -112,7 +101,6 @@ class Market(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Market:
-        _finite(self.price, "price")
         if self.max_volume is not None and self.min_volume > self.max_volume:
             raise ValueError(
                 f"min_volume ({self.min_volume}) exceeds max_volume ({self.max_volume})"
@@ -255,7 +243,7 @@ class EnterpriseModel(_Strict):
                 f"units: recipes form a cycle {' -> '.join(cycle)}; the operating rule needs an acyclic flow"
             )
         if errors:
-            raise ValueError("; ".join(errors))
+            raise ProblemsError(errors)
         return self
 
     def unit_order(self) -> list[str]:
@@ -296,29 +284,13 @@ def _topological(units: list[Unit]) -> list[str]:
 
 
 def _recipe_cycle(units: list[Unit]) -> list[str]:
-    if len(_topological(units)) == len(units):
-        return []
-    edges = _edges(units)
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str]:
-        state[n] = 1
-        stack.append(n)
-        for t in sorted(edges[n]):
-            if state.get(t) == 1:
-                return [*stack[stack.index(t) :], t]
-            if t not in state:
-                found = visit(t)
-                if found:
-                    return found
-        state[n] = 2
-        stack.pop()
-        return []
-
-    for u in units:
-        if u.name not in state:
-            found = visit(u.name)
-            if found:
-                return found
-    return ["?"]
+    """A cycle of recipes (first unit repeated at the end, upstream first), or [] if none."""
+    upstream: dict[str, list[str]] = {u.name: [] for u in units}
+    for producer, consumers in _edges(units).items():
+        for c in sorted(consumers):
+            upstream[c].append(producer)
+    try:
+        TopologicalSorter(upstream).prepare()
+    except CycleError as exc:
+        return [str(n) for n in exc.args[1]]
+    return []

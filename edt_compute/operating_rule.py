@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from edt_compute.accounts import project_online
 from edt_compute.compiled import CompiledModel
 
 _TOL = 1e-12
@@ -203,7 +204,7 @@ def _operate(
                     if project_unit[p] == j:
                         for lane in range(L):
                             b = built[p, lane]
-                            on = 1.0 if (b >= 0 and t >= b + project_lead[p]) else 0.0
+                            on = 1.0 if project_online(b, project_lead[p], t) else 0.0
                             a[j, lane] += pcap[p, lane] * on
                 for lane in range(L):
                     a[j, lane] *= avail_share[j, lane]

@@ -22,7 +22,11 @@ SERIES_PATHS_SUFFIX = ".price"
 
 
 class ParameterError(ValueError):
-    """A path that does not name a numeric parameter of the model."""
+    """A path that does not name a numeric parameter of the model; `problems` lists each."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 def _iter_paths(model: EnterpriseModel) -> Iterator[tuple[str, float]]:

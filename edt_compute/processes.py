@@ -42,10 +42,6 @@ class _ProcessBase(BaseModel):
         when its ends are prices a path can take."""
         raise NotImplementedError
 
-    @staticmethod
-    def normals_needed(horizon: int) -> int:
-        return max(horizon - 1, 0)
-
     def simulate(self, z: np.ndarray, base: float, dt: float) -> np.ndarray:
         """Paths of shape (n, horizon) from standard normals `z` of shape (n, horizon - 1)."""
         raise NotImplementedError

@@ -16,16 +16,30 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from edt_compute.finance import METRIC_NAMES
+from edt_compute.finance import MAYBE_UNDEFINED, METRIC_NAMES
 
-__all__ = ["summarize", "summarize_metrics", "tornado"]
+__all__ = ["json_float", "json_ready", "summarize", "summarize_metrics", "tornado"]
 
 _QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
 
 
-def _json_float(value: float | np.floating[Any]) -> float | None:
+def json_float(value: float | np.floating[Any]) -> float | None:
+    """A float for JSON, which has no NaN or infinity: a missing figure is None (null)."""
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def json_ready(obj: Any) -> Any:
+    """`obj` with every float through `json_float` and numpy scalars as plain numbers."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return json_float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
 
 
 def _spearman(
@@ -46,8 +60,8 @@ def _spearman(
         return None
     if ranked is not None and np.array_equal(both, ranked[0]):
         # Spearman's rho is Pearson's r of the (average) ranks, as scipy computes it.
-        return _json_float(np.corrcoef(stats.rankdata(xs), ranked[1])[0, 1])
-    return _json_float(stats.spearmanr(xs, y).statistic)
+        return json_float(np.corrcoef(stats.rankdata(xs), ranked[1])[0, 1])
+    return json_float(stats.spearmanr(xs, y).statistic)
 
 
 def _risk_key(prefix: str, confidence: float) -> str:
@@ -100,21 +114,21 @@ def summarize(
         std = float(np.std(x, ddof=1)) if n > 1 else math.nan
         levels = [*_QUANTILES.values(), 1.0 - confidence]
         *quantiles, var = np.quantile(x, levels)
-        out["mean"] = _json_float(np.mean(x))
-        out["std"] = _json_float(std)
-        out["stderr"] = _json_float(std / math.sqrt(n))
-        out |= {k: _json_float(q) for k, q in zip(_QUANTILES, quantiles, strict=True)}
+        out["mean"] = json_float(np.mean(x))
+        out["std"] = json_float(std)
+        out["stderr"] = json_float(std / math.sqrt(n))
+        out |= {k: json_float(q) for k, q in zip(_QUANTILES, quantiles, strict=True)}
         out["prob_negative"] = float(np.mean(x < 0))
-        out[var_key] = _json_float(var)
+        out[var_key] = json_float(var)
         # The quantile is interpolated, but min(x) <= it, so the tail is never empty.
-        out[cvar_key] = _json_float(np.mean(x[x <= var]))
+        out[cvar_key] = json_float(np.mean(x[x <= var]))
         # Expected integral effect under interval uncertainty, E = lam*E_max + (1-lam)*E_min
         # (Arrow-Hurwicz form), with lam = 0.3 as the recommended norm: "Metodicheskie
         # rekomendatsii po otsenke effektivnosti investitsionnykh proektov" (Methodological
         # Recommendations on evaluating the efficiency of investment projects), 2nd ed.,
         # Moscow: Ekonomika, 2000; approved by the Ministry of Economy, Ministry of Finance
         # and Gosstroy of Russia, 21.06.1999 No. VK 477.
-        out["expected_integral_effect"] = _json_float(lam * x.max() + (1.0 - lam) * x.min())
+        out["expected_integral_effect"] = json_float(lam * x.max() + (1.0 - lam) * x.min())
 
     finite = np.isfinite(v)
     ranked = (finite, stats.rankdata(v[finite])) if inputs else None
@@ -127,19 +141,31 @@ def summarize_metrics(
     metric_names: Iterable[str] = METRIC_NAMES,
     *,
     inputs: Mapping[str, np.ndarray] | None = None,
+    sensitivity_of: Iterable[str] | None = None,
     lam: float = 0.3,
     confidence: float = 0.95,
 ) -> dict[str, dict[str, Any]]:
     """summarize() of each named metric column of a scenario table, keyed by metric.
 
     Metrics absent from the table are left out (e.g. a job that computes no MIRR), so the
-    result lists exactly the metrics that were summarised.
+    result lists exactly the metrics that were summarised. `inputs` are ranked against the
+    metrics named in `sensitivity_of` (default: every metric). A metric a scenario may lack
+    (`finance.MAYBE_UNDEFINED`: IRR without a sign change, a payback never reached) also gets
+    ``share_undefined``: the share of the scenarios without one (None without scenarios),
+    since its statistics describe only the scenarios that have one.
     """
-    return {
-        name: summarize(table[name], inputs=inputs, lam=lam, confidence=confidence)
-        for name in metric_names
-        if name in table
-    }
+    ranked = set(metric_names if sensitivity_of is None else sensitivity_of)
+    out: dict[str, dict[str, Any]] = {}
+    for name in metric_names:
+        if name not in table:
+            continue
+        values = np.asarray(table[name], dtype=np.float64)
+        with_inputs = inputs if name in ranked else None
+        out[name] = summarize(values, inputs=with_inputs, lam=lam, confidence=confidence)
+        if name in MAYBE_UNDEFINED:
+            share = float(np.mean(~np.isfinite(values))) if values.size else None
+            out[name]["share_undefined"] = share
+    return out
 
 
 def tornado(
@@ -157,11 +183,11 @@ def tornado(
     bars = [
         {
             "parameter": name,
-            "low": _json_float(low[name]),
-            "high": _json_float(high[name]),
-            "swing": _json_float(abs(high[name] - low[name])),
-            "low_delta": _json_float(low[name] - base),
-            "high_delta": _json_float(high[name] - base),
+            "low": json_float(low[name]),
+            "high": json_float(high[name]),
+            "swing": json_float(abs(high[name] - low[name])),
+            "low_delta": json_float(low[name] - base),
+            "high_delta": json_float(high[name] - base),
         }
         for name in low
     ]

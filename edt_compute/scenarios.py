@@ -335,7 +335,7 @@ def generate(
         raise ValueError(f"ids must lie in 0..{n_total - 1}, got {sid.min()}..{sid.max()}")
     errors = _path_errors(spec, base)
     if errors:
-        raise ParameterError("; ".join(errors))
+        raise ParameterError(*errors)
     if isinstance(spec, ListSpec):
         return _generate_list(spec, base, sid)
     if isinstance(spec, GridSpec):

@@ -29,7 +29,7 @@ from edt_compute.accounts import ACCOUNTS, accounts, lag_coefficients, lag_rows
 from edt_compute.compiled import CompiledModel, no_builds
 from edt_compute.operating_rule import PhysicalPlan, operate
 
-__all__ = ["ACCOUNTS", "SimulationResult", "balance_residual", "lag_balance", "simulate"]
+__all__ = ["SimulationResult", "balance_residual", "lag_balance", "simulate"]
 
 
 @dataclass

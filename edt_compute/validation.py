@@ -23,6 +23,18 @@ class SpecError(ValueError):
         )
 
 
+class ProblemsError(ValueError):
+    """Several problems one cross-field check found, each a 'path: message' line.
+
+    Raised inside pydantic validators: pydantic keeps the exception in the error's context, so
+    `problems()` reads the list back as it was written instead of splitting a joined message.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
 def _named_path(data: Any, loc: Sequence[int | str]) -> str:
     parts: list[str] = []
     node = data
@@ -51,9 +63,14 @@ def problems(exc: ValidationError, data: Any, prefix: str = "") -> list[str]:
         # Discriminated unions add the tag to the location; it is not a field the user wrote.
         tag = err.get("ctx", {}).get("discriminator") if isinstance(err.get("ctx"), dict) else None
         path = _named_path(data, [p for p in loc if p != tag])
-        msg = err["msg"].removeprefix("Value error, ")
+        ctx = err.get("ctx")
+        raised = ctx.get("error") if isinstance(ctx, dict) else None
+        parts = (
+            raised.problems
+            if isinstance(raised, ProblemsError)
+            else [err["msg"].removeprefix("Value error, ")]
+        )
         full = ".".join(x for x in (prefix, path) if x)
-        # Cross-field checks report several problems at once, each already naming its path.
-        for part in msg.split("; ") if not path else [msg]:
+        for part in parts:
             out.append(f"{full}: {part}" if full and not part.startswith(f"{full}.") else part)
     return out

@@ -24,7 +24,6 @@ from edt_compute.simulation import SimulationResult, simulate
 from jobs.spec import PreparedJob
 from jobs.status import ScenarioStatus
 
-METRICS = ("npv", "irr", "mirr", "pi", "payback_years", "discounted_payback_years")
 TIMESERIES = ("revenue", "ebitda", "capex", "tax", "fcf")
 
 
@@ -32,7 +31,6 @@ TIMESERIES = ("revenue", "ebitda", "capex", "tax", "fcf")
 class ChunkResult:
     scenarios: pa.Table
     timeseries: pa.Table | None = None
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -137,15 +135,10 @@ class ChunkEvaluator:
         self, cm: CompiledModel, idx: np.ndarray, out: _Columns, flows: dict[str, np.ndarray]
     ) -> None:
         """MILP per scenario on one instance built once per evaluator (so once per actor)."""
-        from solvers import PlanningModel, SolverOptions
+        from solvers import PlanningModel
 
         if self._planner is None:
-            opts = self.job.spec.solver
-            self._planner = PlanningModel(
-                self.job.model,
-                SolverOptions(time_limit=opts.time_limit, mip_gap=opts.mip_gap),
-                milp=self._milp,
-            )
+            self._planner = PlanningModel(self.job.model, self.job.spec.solver, milp=self._milp)
         none = np.full(len(cm.projects), -1, dtype=np.int64)
         for s, i in enumerate(idx):
             res = self._planner.solve(cm, s, free=self.selected)
@@ -211,9 +204,8 @@ class ChunkEvaluator:
         }
         for name, values in inputs.columns.items():
             cols[name] = pa.array(values)
-        for name in METRICS:
+        for name in finance.TABLE_METRICS:
             cols[name] = pa.array(out.column(name), pa.float64())
-        cols["enterprise_npv"] = pa.array(out.column("enterprise_npv"), pa.float64())
         if self.job.spec.mode == "optimize":
             for name in ("objective", "mip_gap", "solve_seconds"):
                 cols[name] = pa.array(out.column(name), pa.float64())

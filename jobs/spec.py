@@ -24,8 +24,8 @@ from edt_compute.model import EnterpriseModel
 from edt_compute.params import base_values
 from edt_compute.scenarios import MonteCarloSpec, ScenarioSpec, check_spec, scenario_count
 from edt_compute.validation import SpecError, problems
+from solvers.status import SolverOptions
 
-JOB_SCHEMA_VERSION = 1
 # The largest scenario count a submitted job may ask for: far above what a cluster runs in a
 # day, low enough to catch a typed extra zero or three.
 MAX_SAMPLES_SETTING = "EDT_MAX_SAMPLES"
@@ -34,13 +34,6 @@ DEFAULT_MAX_SAMPLES = 10**9
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class SolverOptions(_Spec):
-    """MILP settings for optimize mode (HiGHS, one thread per solver instance)."""
-
-    time_limit: float = Field(default=30.0, gt=0, description="seconds per scenario solve")
-    mip_gap: float = Field(default=1e-4, ge=0, lt=1, description="relative MIP gap")
 
 
 class Outputs(_Spec):

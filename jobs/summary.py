@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from edt_compute import risk
-from jobs.evaluate import METRICS
+from edt_compute.finance import TABLE_METRICS
 from jobs.spec import PreparedJob
 from jobs.status import WITH_METRICS, ScenarioStatus
-
-
-def _clean(obj: Any) -> Any:
-    """JSON has no NaN: missing figures become null."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def _inputs(table: pa.Table, ok: np.ndarray) -> dict[str, np.ndarray]:
@@ -32,8 +18,7 @@ def _inputs(table: pa.Table, ok: np.ndarray) -> dict[str, np.ndarray]:
         "scenario_id",
         "status",
         "error",
-        *METRICS,
-        "enterprise_npv",
+        *TABLE_METRICS,
         "objective",
         "mip_gap",
         "solve_seconds",
@@ -66,9 +51,8 @@ def build_summary(
     counts = {s.value: int(np.sum(status == s.value)) for s in ScenarioStatus}
     for other in sorted(set(status) - set(counts)):  # never hide a status
         counts[str(other)] = int(np.sum(status == other))
-    metrics = {
-        m: table.column(m).to_numpy(zero_copy_only=False).astype(float)[ok]
-        for m in (*METRICS, "enterprise_npv")
+    metrics: dict[str, np.ndarray] = {
+        m: table.column(m).to_numpy(zero_copy_only=False).astype(float)[ok] for m in TABLE_METRICS
     }
     summary: dict[str, Any] = {
         "job": job.spec.name,
@@ -76,16 +60,11 @@ def build_summary(
         "scenarios": int(table.num_rows),
         "status_counts": counts,
         "projects": job.projects,
-        "npv": risk.summarize(metrics["npv"], inputs=_inputs(table, ok)),
     }
-    for m in ("irr", "mirr", "pi", "payback_years", "discounted_payback_years", "enterprise_npv"):
-        summary[m] = risk.summarize(metrics[m])
-    # Quantiles of IRR and paybacks are over the scenarios that have one; say how many do not
-    # (no sign change, never paid back within the horizon, or nothing built).
-    for m in ("irr", "mirr", "payback_years", "discounted_payback_years"):
-        summary[m]["share_undefined"] = (
-            float(np.mean(~np.isfinite(metrics[m]))) if ok.any() else None
-        )
+    # Input sensitivities are of the NPV only: one ranking per input, not one per metric.
+    summary |= risk.summarize_metrics(
+        metrics, TABLE_METRICS, inputs=_inputs(table, ok), sensitivity_of=("npv",)
+    )
     summary["currency"] = job.model.finance.currency
     if job.spec.mode == "optimize" and job.projects:
         built = np.zeros(int(ok.sum()), dtype=bool)
@@ -97,7 +76,7 @@ def build_summary(
         summary["tornado"] = _tornado(table, ok)
     if convergence is not None:
         summary["convergence"] = convergence
-    return _clean(summary)
+    return risk.json_ready(summary)
 
 
 def _tornado(table: pa.Table, ok: np.ndarray) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edt_compute.accounts import lag_coefficients
 from edt_compute.compiled import CompiledModel
 from edt_compute.finance import period_rate
 from solvers.structure import MilpStructure
@@ -37,10 +38,10 @@ def lag_npv_weights(disc: np.ndarray, tau_days: float, days_per_period: float) -
     -sum_{t<T-1} W_t (d_t - d_{t+1}). Returned: d NPV / d flow_k (<= 0 for positive d_t steps).
     """
     T = disc.size
-    if tau_days <= 0 or T < 2:
+    decays, gains = lag_coefficients(np.array([tau_days]), days_per_period)
+    decay, gain = float(decays[0]), float(gains[0])
+    if gain == 0.0 or T < 2:  # no lag (tau <= 0): no working capital
         return np.zeros(T)
-    decay = np.exp(-days_per_period / tau_days)
-    gain = tau_days / days_per_period * (1.0 - decay)
     g = np.zeros(T)
     g[:-1] = disc[:-1] - disc[1:]
     t = np.arange(T)

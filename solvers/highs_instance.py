@@ -177,13 +177,9 @@ class HighsInstance:
                 h.changeColsCost(self._cols.size, self._cols, self._loaded.cost), "changeColsCost"
             )
         seconds = time.perf_counter() - t0
-        if feasible:
-            return (
-                SolveStatus.UNBOUNDED,
-                "the objective is unbounded (e.g. unlimited buy-to-sell arbitrage)",
-                seconds,
-            )
-        return SolveStatus.INFEASIBLE, "the scenario's constraints cannot all be met", seconds
+        resolved = highspy.HighsModelStatus.kUnbounded if feasible else highspy.HighsModelStatus.kInfeasible
+        status, message = classify(resolved, has_solution=False)
+        return status, message, seconds
 
 
 def _check(status: highspy.HighsStatus, call: str) -> None:

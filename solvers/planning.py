@@ -66,10 +66,14 @@ class PlanningModel:
         model: EnterpriseModel,
         options: SolverOptions | None = None,
         milp: ParametricMilp | None = None,
+        *,
+        warm_start: bool = True,
     ) -> None:
-        """`milp`: the model's compiled matrix (`compile_milp`), if already at hand."""
+        """`milp`: the model's compiled matrix (`compile_milp`), if already at hand;
+        `warm_start`: offer the last scenario's solution as a start to the next solve."""
         self.model = model
         self.options = options or SolverOptions()
+        self.warm_start = warm_start
         self.structure = MilpStructure.from_model(model)
         self.milp = milp if milp is not None else compile_milp(model)
         self._highs = HighsInstance(self.milp, self.options)
@@ -172,7 +176,7 @@ class PlanningModel:
     def _warm_start(
         self, fixed: np.ndarray | None, free: Sequence[int] | None
     ) -> np.ndarray | None:
-        if not self.options.warm_start or self._start is None:
+        if not self.warm_start or self._start is None:
             return None
         start = self._start.copy()
         # The last solution's builds may contradict this solve's: offer builds that fit it.

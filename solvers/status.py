@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 import highspy
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SolveStatus(StrEnum):
@@ -26,32 +26,23 @@ class SolveStatus(StrEnum):
         return self in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT)
 
 
-@dataclass(frozen=True)
-class SolverOptions:
-    """Per-job solver settings. `threads` stays 1: HiGHS's scheduler is shared per process."""
+class SolverOptions(BaseModel):
+    """MILP settings for optimize mode (HiGHS, one thread per solver instance)."""
 
-    time_limit: float = 10.0
-    mip_gap: float = 1e-4
-    threads: int = 1
-    warm_start: bool = True
-    presolve: bool = True
+    # The one definition: a job file's `solver:` block validates into this very class.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    def __post_init__(self) -> None:
-        if not self.time_limit > 0:
-            raise ValueError(f"time_limit must be > 0, got {self.time_limit}")
-        if not 0 <= self.mip_gap < 1:
-            raise ValueError(f"mip_gap must be in [0, 1), got {self.mip_gap}")
-        if self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+    time_limit: float = Field(default=30.0, gt=0, description="seconds per scenario solve")
+    mip_gap: float = Field(default=1e-4, ge=0, lt=1, description="relative MIP gap")
 
     def highs_options(self) -> dict[str, bool | int | float | str]:
+        # threads stays 1: HiGHS's scheduler is shared by every instance of a process.
         return {
             "output_flag": False,
             "log_to_console": False,
-            "threads": self.threads,
+            "threads": 1,
             "time_limit": float(self.time_limit),
             "mip_rel_gap": float(self.mip_gap),
-            "presolve": "on" if self.presolve else "off",
         }
 
 

@@ -25,7 +25,6 @@ from edt_compute.convergence import (
     estimate,
     interval,
     mean_interval,
-    order_statistic_ranks,
     quantile_interval,
     wilson_interval,
 )
@@ -81,19 +80,28 @@ def test_wilson_interval_matches_newcombes_published_values(
     assert iv.estimate == k / n
 
 
-@pytest.mark.parametrize(("n", "q", "c"), [(100, 0.05, 0.95), (400, 0.95, 0.9), (2000, 0.05, 0.99)])
-def test_order_statistic_ranks_are_the_narrowest_equal_tailed_ones(
-    n: int, q: float, c: float
-) -> None:
-    low, high = order_statistic_ranks(n, q, c)
+def _equal_tailed_ranks(n: int, q: float, c: float) -> tuple[int, int]:
+    """Brute force: the largest l whose lower tail is < a, the smallest u whose upper tail is
+    <= a (1-based ranks; 0 and n + 1 mean no order statistic reaches that side)."""
     a = (1 - c) / 2
     pmf = stats.binom.pmf(np.arange(n + 1), n, q)
     below = lambda r: float(pmf[:r].sum())  # noqa: E731  P(fewer than r values below the quantile)
-    # Brute force: the largest l whose lower tail is < a, the smallest u whose upper tail is <= a.
     l_ref = max(r for r in range(0, n + 1) if below(r) < a)
     u_ref = min(r for r in range(1, n + 2) if 1 - below(r) <= a + 1e-12)
-    assert (low, high) == (l_ref, u_ref)
-    assert below(high) - below(low) >= c
+    assert below(u_ref) - below(l_ref) >= c
+    return l_ref, u_ref
+
+
+@pytest.mark.parametrize(("n", "q", "c"), [(100, 0.05, 0.95), (400, 0.95, 0.9), (2000, 0.05, 0.99)])
+def test_quantile_interval_lies_on_the_narrowest_equal_tailed_order_statistics(
+    n: int, q: float, c: float
+) -> None:
+    x = np.random.default_rng(n).normal(size=n)
+    low, high = _equal_tailed_ranks(n, q, c)
+    iv = quantile_interval(x, "p05" if q == 0.05 else "p95", c)
+    s = np.sort(x)
+    assert iv.lower == (s[low - 1] if low >= 1 else -math.inf)
+    assert iv.upper == (s[high - 1] if high <= n else math.inf)
 
 
 def test_quantile_interval_is_unbounded_until_enough_values() -> None:
@@ -101,7 +109,7 @@ def test_quantile_interval_is_unbounded_until_enough_values() -> None:
     # 0.95^50 = 0.077 > 0.025: even the minimum is above the 5% quantile too often.
     iv = quantile_interval(x, "p05", 0.95)
     assert iv.lower == -math.inf and iv.half_width == math.inf
-    assert iv.upper == pytest.approx(np.sort(x)[order_statistic_ranks(50, 0.05, 0.95)[1] - 1])
+    assert iv.upper == np.sort(x)[_equal_tailed_ranks(50, 0.05, 0.95)[1] - 1]
 
 
 def test_point_estimates_are_those_of_the_risk_summary() -> None:

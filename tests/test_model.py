@@ -75,6 +75,43 @@ def test_recipe_cycle_is_refused() -> None:
     assert any("cycle" in p for p in _problems(data))
 
 
+def test_two_storages_of_one_resource_are_one_problem_naming_both() -> None:
+    data = _raw()
+    second = copy.deepcopy(data["storages"][0])
+    second["name"] = "second_tank"
+    data["storages"].append(second)
+    about = [p for p in _problems(data) if "second_tank" in p]
+    assert about == [
+        f"storages.second_tank.resource: '{second['resource']}' already has storage"
+        f" '{data['storages'][0]['name']}' (one storage per resource; merge them)"
+    ]
+
+
+def test_an_impossible_stopping_rule_lists_each_problem_on_its_own() -> None:
+    from jobs.spec import prepare_job
+
+    job = {
+        "name": "x",
+        "model": "methanol_ammonia",
+        "scenarios": {
+            "kind": "monte_carlo",
+            "method": "mc",
+            "parameters": {"finance.discount_rate": {"dist": "uniform", "low": 0.05, "high": 0.1}},
+            "samples": 64,
+            "until": {
+                "targets": [{"metric": "npv", "statistic": "mean", "half_width": 1.0}],
+                "max_samples": 128,
+                "min_samples": 256,
+            },
+        },
+    }
+    with pytest.raises(SpecError) as info:
+        prepare_job(job)
+    found = [p for p in info.value.problems if p.startswith("scenarios: until.")]
+    assert len(found) == 2, info.value.problems
+    assert "disagree" in found[0] and "exceeds the cap" in found[1]
+
+
 def test_all_problems_are_reported_at_once() -> None:
     data = _raw()
     data["units"][1]["capacity"] = -1

@@ -136,6 +136,24 @@ def test_summarize_metrics_covers_the_metrics_present() -> None:
     assert list(only) == ["irr"] and only["irr"]["spearman"]["id"] == pytest.approx(1.0)
 
 
+def test_summarize_metrics_says_how_many_scenarios_lack_a_metric_that_may_not_exist() -> None:
+    irr = np.array([0.1, np.nan, 0.2, np.nan, 0.3])
+    table = {"npv": np.arange(5.0), "irr": irr, "pi": irr}
+    out = risk.summarize_metrics(table, inputs={"x": np.arange(5.0)}, sensitivity_of=["npv"])
+    assert out["irr"]["share_undefined"] == pytest.approx(0.4)
+    assert out["irr"]["count"] == 3 and out["irr"]["p50"] == pytest.approx(0.2)
+    # NPV and PI always exist for a scenario with a result: no share to report.
+    assert "share_undefined" not in out["npv"] and "share_undefined" not in out["pi"]
+    assert out["npv"]["spearman"] == {"x": pytest.approx(1.0)} and out["irr"]["spearman"] == {}
+    empty = risk.summarize_metrics({"irr": np.array([])})
+    assert empty["irr"]["share_undefined"] is None
+
+
+def test_json_ready_turns_missing_figures_into_null() -> None:
+    doc = {"a": [np.float64(np.nan), 1.5, np.int64(3)], "b": {"c": -np.inf}, "d": "x"}
+    assert json.dumps(risk.json_ready(doc)) == '{"a": [null, 1.5, 3], "b": {"c": null}, "d": "x"}'
+
+
 def test_tornado_orders_bars_by_swing() -> None:
     bars = risk.tornado(
         100.0,

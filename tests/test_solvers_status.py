@@ -53,16 +53,34 @@ def test_time_limit_without_a_solution_says_so() -> None:
     assert "before finding a feasible solution" in message
 
 
-def test_solver_options_default_to_one_thread_and_quiet_highs() -> None:
-    opts = SolverOptions().highs_options()
+def test_solver_options_reach_highs_with_one_thread_and_quiet_output() -> None:
+    opts = SolverOptions(time_limit=7.5, mip_gap=2e-3).highs_options()
     assert opts["threads"] == 1
     assert opts["output_flag"] is False
-    assert opts["time_limit"] == 10.0
-    assert opts["mip_rel_gap"] == 1e-4
+    assert opts["log_to_console"] is False
+    assert opts["time_limit"] == 7.5
+    assert opts["mip_rel_gap"] == 2e-3
+
+
+def test_a_job_file_sets_the_time_limit_and_gap_and_no_other_solver_knob() -> None:
+    from jobs.spec import JobSpec
+
+    job = {
+        "name": "x",
+        "model": "methanol_ammonia",
+        "mode": "optimize",
+        "scenarios": {"kind": "list", "scenarios": [{"name": "base"}]},
+    }
+    assert JobSpec.model_validate(job).solver.highs_options()["time_limit"] == 30.0
+    spec = JobSpec.model_validate({**job, "solver": {"time_limit": 5, "mip_gap": 0.01}})
+    assert spec.solver.highs_options()["time_limit"] == 5.0
+    assert spec.solver.highs_options()["mip_rel_gap"] == 0.01
+    with pytest.raises(ValueError, match="threads"):
+        JobSpec.model_validate({**job, "solver": {"threads": 4}})
 
 
 @pytest.mark.parametrize(
-    "bad", [{"time_limit": 0.0}, {"mip_gap": -1e-3}, {"mip_gap": 1.0}, {"threads": 0}]
+    "bad", [{"time_limit": 0.0}, {"mip_gap": -1e-3}, {"mip_gap": 1.0}, {"time_limit": float("inf")}]
 )
 def test_solver_options_reject_nonsense(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
