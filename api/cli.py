@@ -87,7 +87,13 @@ def _drive(
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         start_supervisor(job_id, reg.url, address=s.address or None, workers=workers)
-        final = follow(reg, job_id, store, resuming=resuming, starting=True)
+        cluster = None
+        if not info.embedded:
+            # Following reads only the registry. Connected, this process would be killed by
+            # Ray's client 60 s after the head is lost, before it could say what happened.
+            shutdown()
+            cluster = info.address
+        final = follow(reg, job_id, store, resuming=resuming, starting=True, cluster=cluster)
     except (KeyboardInterrupt, _Stopped):
         if not info.embedded:
             err.print(
