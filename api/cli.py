@@ -337,6 +337,25 @@ def cancel(
 
 
 @app.command()
+def interrupt(
+    job_id: str,
+    reason: Annotated[str, typer.Option(help="recorded as the job's error")] = "interrupted",
+    registry: RegistryOpt = None,
+) -> None:
+    """Record an unfinished job whose cluster is going away as interrupted (resumable).
+
+    For batch scripts (cluster/slurm/edt-ray.sbatch) once their allocation ends: its Ray
+    cluster, hence its supervisor, stop with it. A finished job is left as it is."""
+    from jobs.status import JobStatus
+
+    reg = open_registry(settings_from(None, registry, None), existing=True)
+    r = get_job(reg, job_id)
+    if not r.status.is_terminal() and r.status is not JobStatus.INTERRUPTED:
+        r = reg.set_status(job_id, JobStatus.INTERRUPTED, error=reason)
+    print(f"{job_id}: {r.status.value}")
+
+
+@app.command()
 def results(
     job_id: str,
     output: Annotated[
