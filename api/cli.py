@@ -87,7 +87,13 @@ def _drive(
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         start_supervisor(job_id, reg.url, address=s.address or None, workers=workers)
-        final = follow(reg, job_id, store, resuming=resuming, starting=True)
+        cluster = None
+        if not info.embedded:
+            # Following reads only the registry. Connected, this process would be killed by
+            # Ray's client 60 s after the head is lost, before it could say what happened.
+            shutdown()
+            cluster = info.address
+        final = follow(reg, job_id, store, resuming=resuming, starting=True, cluster=cluster)
     except (KeyboardInterrupt, _Stopped):
         if not info.embedded:
             err.print(
@@ -328,6 +334,25 @@ def cancel(
     else:
         r = reg.request_cancel(job_id)
     print(f"{job_id}: {r.status.value}{' (cancel requested)' if r.cancel_requested else ''}")
+
+
+@app.command()
+def interrupt(
+    job_id: str,
+    reason: Annotated[str, typer.Option(help="recorded as the job's error")] = "interrupted",
+    registry: RegistryOpt = None,
+) -> None:
+    """Record an unfinished job whose cluster is going away as interrupted (resumable).
+
+    For batch scripts (cluster/slurm/edt-ray.sbatch) once their allocation ends: its Ray
+    cluster, hence its supervisor, stop with it. A finished job is left as it is."""
+    from jobs.status import JobStatus
+
+    reg = open_registry(settings_from(None, registry, None), existing=True)
+    r = get_job(reg, job_id)
+    if not r.status.is_terminal() and r.status is not JobStatus.INTERRUPTED:
+        r = reg.set_status(job_id, JobStatus.INTERRUPTED, error=reason)
+    print(f"{job_id}: {r.status.value}")
 
 
 @app.command()

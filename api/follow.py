@@ -9,6 +9,7 @@ time the job starts or stops waiting for something.
 from __future__ import annotations
 
 import functools
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -78,7 +79,19 @@ def _plain_line(record: JobRecord, rate: _Rate) -> str:
     )
 
 
-def _ended(record: JobRecord, gone_since: float | None, baseline: int, t0: float) -> bool:
+def cluster_reachable(address: str, timeout: float = 3.0) -> bool:
+    """Does the Ray cluster's head (its GCS, `host:port`) accept connections?"""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _ended(
+    record: JobRecord, gone_since: float | None, baseline: int, t0: float, cluster: str | None
+) -> bool:
     if record.status.is_terminal():
         return True
     if record.status is JobStatus.QUEUED:
@@ -89,8 +102,12 @@ def _ended(record: JobRecord, gone_since: float | None, baseline: int, t0: float
         fresh = (record.interruptions or 0) > baseline
         return fresh or time.monotonic() - t0 > STALE_SECONDS
     # A supervisor restarted by Ray takes its job back within seconds; one gone for longer
-    # than a stale heartbeat is not coming back.
-    return gone_since is not None and time.monotonic() - gone_since > STALE_SECONDS
+    # than a stale heartbeat is not coming back, nor one whose cluster's head is gone.
+    if gone_since is None:
+        return False
+    if cluster is not None and not cluster_reachable(cluster):
+        return True
+    return time.monotonic() - gone_since > STALE_SECONDS
 
 
 def follow(
@@ -100,11 +117,13 @@ def follow(
     interactive: bool | None = None,
     resuming: bool = False,
     starting: bool = False,
+    cluster: str | None = None,
 ) -> JobRecord:
     """Show the job's progress until it ends (or is interrupted); return its last record.
 
     `starting`: this process has just started the job's supervisor; `resuming`: the job was
-    interrupted and a new supervisor is starting for it. Registry reads are retried through
+    interrupted and a new supervisor is starting for it; `cluster`: the Ray head's address
+    the supervisor runs on (a lost head ends the wait for a supervisor to come back). Registry reads are retried through
     an outage as a supervisor's are."""
     interactive = sys.stderr.isatty() if interactive is None else interactive
     record = _read(registry, job_id)
@@ -112,7 +131,7 @@ def follow(
     baseline = (record.interruptions or 0) if resuming else -1
     if starting and not resuming:
         baseline = record.interruptions or 0
-    ended = functools.partial(_ended, baseline=baseline, t0=time.monotonic())
+    ended = functools.partial(_ended, baseline=baseline, t0=time.monotonic(), cluster=cluster)
     if interactive:
         return _follow_bar(registry, record, store, rate, ended)
     last_line, message, gone_since = 0.0, record.message, None

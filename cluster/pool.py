@@ -32,7 +32,8 @@ from jobs.storage import ResultStore
 
 # Test-only hooks, read in the worker process (forwarded by the supervisor): scenario ids
 # whose evaluation kills the worker process, and a folder whose file `open` must exist before
-# any chunk but the first runs (so that a test acts while a job is surely mid-way).
+# any chunk but the first runs (so that a test acts while a job is surely mid-way); a file
+# `chunk-<k>` there lets chunk k alone through.
 CRASH_IDS_ENV = "EDT_TEST_CRASH_IDS"
 GATE_ENV = "EDT_TEST_GATE_DIR"
 CRASH_MESSAGE = "the scenario crashed its worker process"
@@ -61,7 +62,8 @@ class ChunkWorker:
         gate = os.environ.get(GATE_ENV)
         if gate and chunk > 0:
             deadline = time.monotonic() + 300
-            while not (Path(gate) / "open").exists() and time.monotonic() < deadline:
+            passes = (Path(gate) / "open", Path(gate) / f"chunk-{chunk}")
+            while not any(p.exists() for p in passes) and time.monotonic() < deadline:
                 time.sleep(0.02)  # polling for the test's signal
         if self._crash_ids and not self._crash_ids.isdisjoint(ids.tolist()):
             os._exit(17)  # what a segfault or the OOM killer does to a worker

@@ -154,3 +154,27 @@ def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         yield folder
     finally:
         (folder / "open").touch()  # never leave workers waiting
+
+
+@pytest.fixture
+def ray_cluster(tmp_path: Path) -> Iterator[Any]:
+    """Starts multi-node Ray clusters on this machine (`tests.ray_nodes`): call it with the
+    number of worker nodes; every cluster it started is stopped at the end."""
+    from tests.ray_nodes import RayNodes
+
+    started: list[RayNodes] = []
+
+    def start(workers: int = 1) -> RayNodes:
+        nodes = RayNodes(tmp_path / f"cluster{len(started)}")
+        nodes.workdir.mkdir()
+        started.append(nodes)
+        nodes.start_head()
+        for _ in range(workers):
+            nodes.add_worker()
+        return nodes
+
+    try:
+        yield start
+    finally:
+        for nodes in started:
+            nodes.stop()
