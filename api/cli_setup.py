@@ -121,14 +121,9 @@ def get_job(reg: Any, job_id: str) -> Any:
 
 def connect_ray(address: str | None) -> Any:
     """Ray, embedded or at `address`; an address where nothing listens is refused at once."""
-    import socket
-
+    from cluster.liveness import head_reachable
     from cluster.runtime import connect
 
-    if address and address != "auto":
-        host, _, port = address.rpartition(":")
-        try:
-            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
-        except (OSError, ValueError):
-            fail(f"address: no Ray cluster answers at {address}", EXIT_BAD_INPUT)
+    if address and address != "auto" and not head_reachable(address, timeout=5):
+        fail(f"address: no Ray cluster answers at {address}", EXIT_BAD_INPUT)
     return connect(address)

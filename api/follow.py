@@ -9,7 +9,6 @@ time the job starts or stops waiting for something.
 from __future__ import annotations
 
 import functools
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from api.display import convergence_text
-from cluster.liveness import STALE_SECONDS, shown_status
+from cluster.liveness import STALE_SECONDS, head_reachable, shown_status
 from jobs.faults import RegistryUnavailable, fault_timeout, registry_fault, retry
 from jobs.registry import JobRecord, Registry
 from jobs.status import JobStatus
@@ -79,16 +78,6 @@ def _plain_line(record: JobRecord, rate: _Rate) -> str:
     )
 
 
-def cluster_reachable(address: str, timeout: float = 3.0) -> bool:
-    """Does the Ray cluster's head (its GCS, `host:port`) accept connections?"""
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
 def _ended(
     record: JobRecord, gone_since: float | None, baseline: int, t0: float, cluster: str | None
 ) -> bool:
@@ -105,7 +94,7 @@ def _ended(
     # than a stale heartbeat is not coming back, nor one whose cluster's head is gone.
     if gone_since is None:
         return False
-    if cluster is not None and not cluster_reachable(cluster):
+    if cluster is not None and not head_reachable(cluster):
         return True
     return time.monotonic() - gone_since > STALE_SECONDS
 
@@ -122,9 +111,9 @@ def follow(
     """Show the job's progress until it ends (or is interrupted); return its last record.
 
     `starting`: this process has just started the job's supervisor; `resuming`: the job was
-    interrupted and a new supervisor is starting for it; `cluster`: the Ray head's address
-    the supervisor runs on (a lost head ends the wait for a supervisor to come back). Registry reads are retried through
-    an outage as a supervisor's are."""
+    interrupted and a new supervisor is starting for it; `cluster`: the address of the Ray head
+    the supervisor runs on (a lost head ends the wait for a supervisor to come back). Registry
+    reads are retried through an outage as a supervisor's are."""
     interactive = sys.stderr.isatty() if interactive is None else interactive
     record = _read(registry, job_id)
     rate = _Rate(record.scenarios_done)

@@ -21,6 +21,17 @@ HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 60.0
 
 
+def head_reachable(address: str, timeout: float = 3.0) -> bool:
+    """Does a Ray cluster's head (its GCS, `host:port`; no host: this machine) accept
+    connections? A TCP probe only: it answers in seconds where Ray's client waits a minute."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def runner_alive(record: JobRecord, now: datetime | None = None) -> str | None:
     """The job's runner if it looks alive. On this host the process table decides (a killed
     driver is known dead at once, a busy one alive); elsewhere a heartbeat younger than

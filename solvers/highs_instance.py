@@ -177,8 +177,10 @@ class HighsInstance:
                 h.changeColsCost(self._cols.size, self._cols, self._loaded.cost), "changeColsCost"
             )
         seconds = time.perf_counter() - t0
-        resolved = highspy.HighsModelStatus.kUnbounded if feasible else highspy.HighsModelStatus.kInfeasible
-        status, message = classify(resolved, has_solution=False)
+        found = highspy.HighsModelStatus
+        status, message = classify(
+            found.kUnbounded if feasible else found.kInfeasible, has_solution=False
+        )
         return status, message, seconds
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import yaml
 from fastapi import FastAPI
 
 from api.auth import hash_token
+from tests.support import free_port
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,11 +32,6 @@ TOKENS = {
 }
 HASHED = {"acme-submitter"}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_tokens(path: Path, tenants: dict[str, Any] | None = None) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -78,16 +79,10 @@ def ray_local() -> Iterator[None]:
 # ---- a Ray cluster started with `ray start` ------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def ray_head(tmp_path: Path) -> Iterator[str]:
     """A Ray head on loopback on a free port (6379 may be Redis), stopped with its process group."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     head = subprocess.Popen(
         [

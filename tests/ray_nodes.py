@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.reaper import descendants
+from tests.support import free_port
 
 BIN = Path(sys.executable).parent
 RAY_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
@@ -45,11 +45,6 @@ def can_use_netns() -> bool:
     except (subprocess.CalledProcessError, FileNotFoundError):
         return False
 
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

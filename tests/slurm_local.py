@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from cluster.reaper import descendants
+from tests.support import free_port
 
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "scancel", "scontrol")
 NODE = "edtnode"
@@ -22,11 +23,6 @@ NODE = "edtnode"
 def missing_binaries() -> list[str]:
     return [b for b in BINARIES if shutil.which(b) is None]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LocalSlurm:
@@ -54,8 +50,8 @@ class LocalSlurm:
                 [
                     "ClusterName=edttest",
                     f"SlurmctldHost={host}(127.0.0.1)",
-                    f"SlurmctldPort={_free_port()}",
-                    f"SlurmdPort={_free_port()}",
+                    f"SlurmctldPort={free_port()}",
+                    f"SlurmdPort={free_port()}",
                     "AuthType=auth/munge",
                     f"AuthInfo=socket={self.socket}",
                     "CredType=cred/munge",

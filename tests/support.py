@@ -1,4 +1,4 @@
-"""Test tools: polling for a condition, and a fault-injecting TCP proxy on loopback."""
+"""Test tools: a free port, polling for a condition, and a fault-injecting TCP proxy."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ import socket
 import threading
 import time
 from typing import Any
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on at `host` now (the OS picks it): never a fixed one."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Any, timeout: float = 300.0, what: str = "condition") -> None:
