@@ -115,7 +115,8 @@ def figures(
     if metric not in names:
         raise KeyError(f"metric {metric!r} is not a column of the scenario table")
     hist = _histogram(store, job_id, parts, metric, bins)
-    # The S-curve: the exact share of values <= each edge of a fine histogram (summed parts).
+    # The S-curve: the exact share of values below each inner edge of a fine histogram (and
+    # 1 at the maximum), summed part by part.
     fine = _histogram(store, job_id, parts, metric, CDF_BINS)
     cum = np.cumsum(fine["counts"]) / fine["count"] if fine["count"] else np.array([])
     cdf = {"x": fine["edges"][1:], "p": cum.tolist()}
