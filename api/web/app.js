@@ -306,7 +306,9 @@
       const rows = conv.history.filter((r) => r.metric === target.metric && r.statistic === target.statistic);
       if (!rows.length) return;
       const est = rows.map((r) => r.estimate);
-      chart("chart-convergence-" + i, `Convergence: ${target.metric} ${target.statistic}`, [{
+      const goal = target.half_width !== null && target.half_width !== undefined ? "±" + target.half_width : "±" + 100 * target.relative + " %";
+      const met = rows[rows.length - 1].met ? "met" : "not met";
+      chart("chart-convergence-" + i, `Convergence: ${target.metric} ${target.statistic} (goal ${goal}, ${met})`, [{
         type: "scatter", mode: "lines+markers", x: rows.map((r) => r.n), y: est, name: "estimate",
         error_y: { type: "data", symmetric: false,
           array: rows.map((r) => (r.upper === null ? null : r.upper - r.estimate)),
