@@ -91,5 +91,5 @@ def discover(
         except FileNotFoundError as exc:
             fail(str(exc))
         except KeyError as exc:
-            fail(f"--metric: {str(exc).strip(chr(34) + chr(39))}", EXIT_BAD_INPUT)
+            fail(f"--metric: {str(exc).strip(chr(39) + chr(34))}", EXIT_BAD_INPUT)
     print(json.dumps(box, indent=2))

@@ -81,7 +81,7 @@ def _peel_candidates(
     """(input, side, new bound, points left) for removing ~alpha of the box at each end."""
     out = []
     n_box = int(inside.sum())
-    k = max(1, int(math.floor(alpha * n_box)))
+    k = max(1, math.floor(alpha * n_box))
     for j in range(x.shape[1]):
         v = np.sort(x[inside, j])
         if v[0] == v[-1]:
@@ -100,7 +100,7 @@ def _paste(x: FloatArray, y: BoolArray, box: Box, alpha: float) -> Box:
     while True:
         inside = Box(lower, upper).contains(x)
         density = _figures(inside, y)[1]
-        k = max(1, int(math.floor(alpha * int(inside.sum()))))
+        k = max(1, math.floor(alpha * int(inside.sum())))
         best: tuple[float, int, str, float] | None = None
         for j in range(x.shape[1]):
             others = Box(np.delete(lower, j), np.delete(upper, j)).contains(np.delete(x, j, axis=1))

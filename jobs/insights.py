@@ -170,7 +170,7 @@ def discover(
         "side": "below" if below else "above",
         "method": "prim",
         "scenarios": rows,
-        "sampled": int(len(y_all)),
+        "sampled": len(y_all),
         "every": stride,
         "max_rows": max_rows,
         "cases": result.cases,

@@ -12,7 +12,6 @@ from edt_compute.finance import TABLE_METRICS
 from jobs.spec import PreparedJob
 from jobs.status import WITH_METRICS, ScenarioStatus
 
-
 _NOT_INPUTS = {
     "scenario_id",
     "status",

@@ -36,7 +36,9 @@ ARGS = [
 ARTIFACTS = ROOT / "test-artifacts"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run installs it)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run installs it)"
+    ),
 ]
 CHARTS = "[...document.querySelectorAll('.js-plotly-plot')].map(d => d.id)"
 

@@ -40,9 +40,7 @@ def get_job_figures(job_id: JobId, state: State, caller: Caller) -> dict[str, An
         raise not_found(str(exc)) from None
 
 
-@router.get(
-    "/{job_id}/discover", operation_id="discover_scenarios", response_model=dict[str, Any]
-)
+@router.get("/{job_id}/discover", operation_id="discover_scenarios", response_model=dict[str, Any])
 def discover_scenarios(
     job_id: JobId,
     state: State,
@@ -70,7 +68,8 @@ def discover_scenarios(
     except FileNotFoundError as exc:
         raise not_found(str(exc)) from None
     except KeyError as exc:
-        raise ApiError(422, "invalid", f"query.metric: {str(exc).strip(chr(34) + chr(39))}")
+        message = str(exc).strip("'\"")
+        raise ApiError(422, "invalid", f"query.metric: {message}") from None
 
 
 @router.get(
