@@ -24,6 +24,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         422: "invalid request, with the path of each problem",
     }.items()
 }
+# An HTML route documents its errors by hand: FastAPI would give them the route's media type.
+_JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": v["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+    for code, v in _ERRORS.items()
+}
 router = APIRouter(prefix="/v1/jobs", tags=["insights"], responses=_ERRORS)
 JobId = Annotated[str, Path(pattern=f"^{JOB_ID_PATTERN.pattern}$", description="job id")]
 Metric = Literal[TABLE_METRICS]  # type: ignore[valid-type]
@@ -76,7 +84,10 @@ def discover_scenarios(
     "/{job_id}/report",
     operation_id="get_job_report",
     response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+    responses={
+        **_JSON_ERRORS,
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+    },
 )
 def get_job_report(job_id: JobId, state: State, caller: Caller) -> HTMLResponse:
     """The job page as one self-contained HTML file (plotly.js and data inlined)."""

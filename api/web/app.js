@@ -11,6 +11,7 @@
   const REFRESH_MS = 2000;
   const PLOT_CONFIG = { displaylogo: false, responsive: true };
   let timer = null;
+  let notice = ""; // the answer to the last cancel/resume, kept across refreshes of the page
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -80,7 +81,7 @@
       root.replaceChildren(el("p", { class: "error", text: String(e) }));
     }
   }
-  window.addEventListener("hashchange", route);
+  window.addEventListener("hashchange", () => { notice = ""; route(); });
 
   // ---- jobs list ---------------------------------------------------------------------------
 
@@ -163,7 +164,8 @@
       el("header", {},
         el("h1", { id: "job-title", text: job.name + " " }),
         el("span", { class: "note", text: job.id }),
-        live ? el("a", { href: "#", text: "all jobs" }) : el("span", { class: "note", text: "report" })),
+        live ? el("a", { href: "#", text: "all jobs" }) : el("span", { class: "note", text: "report" }),
+        live ? logout() : ""),
       jobStatus(job, live),
       el("h2", { text: "Summary" }),
       summaryTable(summary),
@@ -202,18 +204,18 @@
     ];
     if (live && !TERMINAL.has(job.status)) bits.push(action(job, "cancel"));
     if (live && job.status === "interrupted") bits.push(action(job, "resume"));
+    if (job.cancel_requested && !TERMINAL.has(job.status)) bits.push(el("span", { class: "note", text: "cancel requested" }));
+    if (notice) bits.push(el("span", { class: "error", id: "job-notice", text: notice }));
     if (job.error) bits.push(el("p", { class: "error", text: job.error }));
     return el("div", { class: "controls", id: "job-state" }, ...bits);
   }
 
   function action(job, verb) {
-    const out = el("span", { class: "error" });
-    const button = el("button", { id: verb + "-job", text: verb, onclick: async () => {
+    return el("button", { id: verb + "-job", text: verb, onclick: async () => {
       const r = await api(`/v1/jobs/${job.id}/${verb}`, { method: "POST" });
-      if (r.ok) route();
-      else out.textContent = (await r.json()).error.message;
+      notice = r.ok ? verb + " requested" : (await r.json()).error.message;
+      route();
     } });
-    return el("span", {}, button, out);
   }
 
   const ROWS = [
@@ -350,6 +352,10 @@
       return el("div", {}, ...parts);
     }
     const sign = d.side === "below" ? "<" : ">";
+    if (!d.cases) {
+      parts.push(el("p", { id: "discovery-figures", text: `No scenario has ${d.metric} ${sign} ${d.threshold} (of ${d.sampled}).` }));
+      return el("div", { id: "discovery" }, ...parts);
+    }
     parts.push(el("p", { id: "discovery-figures" },
       `PRIM box for ${d.metric} ${sign} ${d.threshold}: coverage ${pct(d.coverage)}, density ${pct(d.density)}, ` +
       `mass ${pct(d.mass)} (${d.cases} of ${d.sampled} scenarios are cases` +
