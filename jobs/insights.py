@@ -57,23 +57,30 @@ def _ok_values(table: pa.Table, metric: str) -> np.ndarray:
     return values[keep]
 
 
-def _histogram(
-    store: ResultStore, job_id: str, parts: list[int], metric: str, bins: int
-) -> dict[str, Any]:
+def _histograms(
+    store: ResultStore, job_id: str, parts: list[int], metric: str, bins: tuple[int, ...]
+) -> list[dict[str, Any]]:
+    """Histograms of `metric` with each count of equal bins over its range: two passes over
+    the parts (the range, then the counts), one metric column in memory at a time."""
     lo, hi, n = math.inf, -math.inf, 0
     for _, t in _read(store, job_id, parts, ["status", metric]):
         v = _ok_values(t, metric)
         if v.size:
             lo, hi, n = min(lo, float(v.min())), max(hi, float(v.max())), n + int(v.size)
     if not n:
-        return {"count": 0, "edges": [], "counts": []}
-    if lo == hi:  # one value: one bin around it
+        return [{"count": 0, "edges": [], "counts": []} for _ in bins]
+    if lo == hi:  # one value: bins around it
         lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, bins + 1)
-    counts = np.zeros(bins, dtype=np.int64)
+    edges = [np.linspace(lo, hi, b + 1) for b in bins]
+    counts = [np.zeros(b, dtype=np.int64) for b in bins]
     for _, t in _read(store, job_id, parts, ["status", metric]):
-        counts += np.histogram(_ok_values(t, metric), bins=edges)[0]
-    return {"count": n, "edges": edges.tolist(), "counts": counts.tolist()}
+        v = _ok_values(t, metric)
+        for c, e in zip(counts, edges, strict=True):
+            c += np.histogram(v, bins=e)[0]
+    return [
+        {"count": n, "edges": e.tolist(), "counts": c.tolist()}
+        for c, e in zip(counts, edges, strict=True)
+    ]
 
 
 def _built(store: ResultStore, job_id: str, parts: list[int], names: list[str]) -> dict[str, Any]:
@@ -114,10 +121,9 @@ def figures(
     names = part_columns(store, job_id, parts).names
     if metric not in names:
         raise KeyError(f"metric {metric!r} is not a column of the scenario table")
-    hist = _histogram(store, job_id, parts, metric, bins)
     # The S-curve: the exact share of values below each inner edge of a fine histogram (and
     # 1 at the maximum), summed part by part.
-    fine = _histogram(store, job_id, parts, metric, CDF_BINS)
+    hist, fine = _histograms(store, job_id, parts, metric, (bins, CDF_BINS))
     cum = np.cumsum(fine["counts"]) / fine["count"] if fine["count"] else np.array([])
     cdf = {"x": fine["edges"][1:], "p": cum.tolist()}
     return {

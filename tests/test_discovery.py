@@ -4,6 +4,7 @@ multiplier < 0.9, with two inputs that play no part."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,9 @@ def known_region(n: int, seed: int = 7) -> dict[str, np.ndarray]:
     }
 
 
-def write_job(store: ResultStore, cols: dict[str, np.ndarray], chunk: int) -> None:
+def write_job(
+    store: ResultStore, cols: dict[str, np.ndarray], chunk: int, job_id: str = JOB
+) -> None:
     n = len(cols["npv"])
     status = np.array(["ok"] * n, dtype=object)
     status[5] = "error"  # a failed scenario: no metrics, never a case nor a point
@@ -46,7 +49,7 @@ def write_job(store: ResultStore, cols: dict[str, np.ndarray], chunk: int) -> No
                 "irr": np.full(len(status[sl]), np.nan),
             }
         )
-        store.write_part(JOB, table, k)
+        store.write_part(job_id, table, k)
 
 
 def check_box(box: list[dict[str, float | None]]) -> None:
@@ -135,3 +138,59 @@ def test_a_job_without_parts_or_with_an_unknown_metric_is_refused(tmp_path: Path
     write_job(store, known_region(200), chunk=100)
     with pytest.raises(KeyError, match="'scenario_id' is not a metric"):
         insights.discover(store, JOB, metric="scenario_id")
+
+
+# ---- over HTTP and on the command line -------------------------------------------------
+
+
+def test_discover_over_http_and_the_cli_find_the_region_of_a_job(tmp_path: Path) -> None:
+    import subprocess
+
+    import httpx
+
+    from api.app import create_app
+    from api.settings import Settings
+    from cluster.supervisor import JobRunner
+    from jobs.registry import Registry
+    from jobs.spec import prepare_job
+    from tests.api_support import BIN, auth, small_mc, thread_server, write_tokens
+
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    store = ResultStore(str(tmp_path / "results"))
+    job_id = JobRunner(Registry(registry), store).submit(prepare_job(small_mc()), tenant="acme").id
+    write_job(store, known_region(3000), chunk=1000, job_id=job_id)
+    s = Settings(
+        registry=registry,
+        storage=store.url,
+        tokens_file=str(write_tokens(tmp_path / "tokens.yaml")),
+        scheduler=False,
+    )
+    with thread_server(create_app(s)) as url:
+        base = f"{url}/v1/jobs/{job_id}"
+        r = httpx.get(f"{base}/discover", params={"below": 0}, headers=auth("acme-viewer"))
+        assert r.status_code == 200, r.text
+        assert r.json()["density"] >= 0.9 and r.json()["coverage"] >= 0.8
+        check_box(r.json()["box"])
+        both = httpx.get(f"{base}/discover?below=0&above=1", headers=auth("acme-viewer"))
+        assert (
+            both.status_code == 422 and "either below or above" in both.json()["error"]["message"]
+        )
+        bad = httpx.get(f"{base}/discover?metric=scenario_id", headers=auth("acme-viewer"))
+        assert (
+            bad.status_code == 422 and bad.json()["error"]["details"][0]["path"] == "query.metric"
+        )
+        report = httpx.get(f"{base}/report", headers=auth("acme-viewer"))
+        assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+        assert "<script src" not in report.text and "<link" not in report.text
+        figures = httpx.get(f"{base}/figures", headers=auth("acme-viewer")).json()
+        assert sum(figures["histogram"]["counts"]) == 2999
+    out = subprocess.run(
+        [str(BIN / "edt"), "discover", job_id, "--metric", "npv", "--below", "0"],
+        env={"PATH": str(BIN), "HOME": str(tmp_path), "EDT_REGISTRY": registry},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    cli = json.loads(out.stdout)
+    assert cli == r.json()
