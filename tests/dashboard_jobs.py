@@ -1,4 +1,4 @@
-"""Three small finished jobs for the dashboard tests (Monte Carlo, optimize, adaptive), run to
+"""Small finished jobs for the dashboard tests (Monte Carlo, optimize, adaptive, tornado), run to
 completion in this process by the supervisor's JobRunner on the shared embedded Ray, so that a
 server started afterwards only reads them (no scheduler, nothing left to compute)."""
 
@@ -49,13 +49,16 @@ def run_jobs(root: Path, specs: dict[str, dict[str, Any]], tenant: str) -> dict[
     return ids
 
 
-def three_jobs(root: Path, tenant: str = "acme") -> dict[str, str]:
+def dashboard_jobs(root: Path, tenant: str = "acme") -> dict[str, str]:
+    """Monte Carlo, optimize and adaptive jobs, and a one-at-a-time tornado (13 scenarios)."""
+    tornado = yaml.safe_load((ROOT / "examples/jobs/methanol_tornado.yaml").read_text())
     return run_jobs(
         root,
         {
             "mc": small_mc(samples=300, chunk_size=100, labels={"owner": "strategy"}),
             "optimize": small_optimize(chunk_size=4) | {"labels": {"owner": "planning"}},
             "adaptive": small_adaptive(),
+            "tornado": tornado,
         },
         tenant,
     )

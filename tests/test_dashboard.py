@@ -1,5 +1,5 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright, against a real
-uvicorn server over three finished jobs (Monte Carlo, optimize, adaptive). The figures read
+uvicorn server over finished jobs (Monte Carlo, optimize, adaptive, one-at-a-time tornado). The figures read
 from the page are checked against the Parquet data read here with pandas; the saved report
 opens from file:// with the network cut off and shows the same figures."""
 
@@ -24,7 +24,7 @@ from jobs.spec import prepare_job
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
 from tests.api_support import BIN, ROOT, auth, small_mc, thread_server, write_tokens
-from tests.dashboard_jobs import three_jobs
+from tests.dashboard_jobs import dashboard_jobs
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,7 +65,7 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory, ray_local: None) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("dashboard")
     ARTIFACTS.mkdir(exist_ok=True)
-    ids = three_jobs(root)
+    ids = dashboard_jobs(root)
     s = Settings(
         registry=f"sqlite:///{root / 'registry.db'}",
         storage=str(root / "results"),
@@ -148,6 +148,8 @@ def check_distribution(page: Any, table: pd.DataFrame, summary: dict[str, Any]) 
 
 
 def test_no_token_no_data(page: Any, served: Served) -> None:
+    csp = httpx.get(served.url + "/").headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "connect-src 'self'" in csp and "unsafe-eval" not in csp
     page.goto(served.url + "/")
     page.wait_for_selector("#token-form")
     assert page.query_selector("#jobs") is None
@@ -229,6 +231,22 @@ def test_adaptive_job_page_shows_each_targets_convergence(page: Any, served: Ser
     page.screenshot(path=str(ARTIFACTS / "job-page-adaptive.png"), full_page=True)
 
 
+def test_one_at_a_time_job_page_draws_each_swing_around_the_base(page: Any, served: Served) -> None:
+    sign_in(page, served.url)
+    open_job(page, served.ids["tornado"])
+    t = served.table("tornado")
+    base = float(t.loc[t["oat_level"] == "base", "npv"].iloc[0])
+    at = t.set_index(["oat_parameter", "oat_level"])["npv"]
+    low, high = trace(page, "chart-tornado", 0), trace(page, "chart-tornado", 1)
+    assert low["y"] == high["y"] and len(low["y"]) == 6
+    for name, lo, hi in zip(low["y"], low["x"], high["x"], strict=True):
+        assert lo == pytest.approx(at[(name, "low")] - base, rel=1e-12)
+        assert hi == pytest.approx(at[(name, "high")] - base, rel=1e-12)
+    swings = [abs(h - lo) for lo, h in zip(low["x"], high["x"], strict=True)]
+    assert swings == sorted(swings)  # widest at the top: plotly draws the first bar lowest
+    page.screenshot(path=str(ARTIFACTS / "job-page-tornado.png"), full_page=True)
+
+
 def test_discovery_with_a_user_threshold_asks_the_server(page: Any, served: Served) -> None:
     sign_in(page, served.url)
     open_job(page, served.ids["mc"])
@@ -249,6 +267,7 @@ def test_the_report_opens_offline_and_shows_the_same_figures(
     sign_in(page, served.url)
     open_job(page, job_id)
     live = {c: trace(page, c) for c in page.evaluate(CHARTS)}
+    summary = page.inner_text("#summary")
     answer = httpx.get(f"{served.url}/v1/jobs/{job_id}/report", headers=auth("acme-viewer"))
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
     (tmp_path / "api.html").write_text(answer.text, encoding="utf-8")
@@ -270,6 +289,7 @@ def test_the_report_opens_offline_and_shows_the_same_figures(
         tab.goto(uri)
         tab.wait_for_selector("body[data-ready^='succeeded']")
         assert {c: trace(tab, c) for c in tab.evaluate(CHARTS)} == live
+        assert tab.inner_text("#summary") == summary
         assert seen == [uri]
         tab.screenshot(path=str(ARTIFACTS / f"report-offline-{name}.png"), full_page=True)
         offline.close()

@@ -293,7 +293,7 @@
       chart("chart-tornado", "Tornado: NPV swing, one input at a time", [
         { type: "bar", orientation: "h", y: names, x: bars.map((b) => b.low_delta), name: "low" },
         { type: "bar", orientation: "h", y: names, x: bars.map((b) => b.high_delta), name: "high" },
-      ], { barmode: "overlay", xaxis: { title: { text: "NPV change from base" } }, margin: { l: 260, t: 40 } });
+      ], { barmode: "group", xaxis: { title: { text: "NPV change from base" } }, margin: { l: 260, t: 40 } });
     } else {
       chart("chart-tornado", "What drives the NPV: rank correlation (Spearman)", [
         { type: "bar", orientation: "h", y: names, x: bars.map((b) => b.rho), name: "rho",
