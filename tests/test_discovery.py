@@ -5,6 +5,7 @@ multiplier < 0.9, with two inputs that play no part."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -144,8 +145,6 @@ def test_a_job_without_parts_or_with_an_unknown_metric_is_refused(tmp_path: Path
 
 
 def test_discover_over_http_and_the_cli_find_the_region_of_a_job(tmp_path: Path) -> None:
-    import subprocess
-
     import httpx
 
     from api.app import create_app
@@ -153,7 +152,7 @@ def test_discover_over_http_and_the_cli_find_the_region_of_a_job(tmp_path: Path)
     from cluster.supervisor import JobRunner
     from jobs.registry import Registry
     from jobs.spec import prepare_job
-    from tests.api_support import BIN, auth, small_mc, thread_server, write_tokens
+    from tests.api_support import auth, small_mc, thread_server, write_tokens
 
     registry = f"sqlite:///{tmp_path / 'registry.db'}"
     store = ResultStore(str(tmp_path / "results"))
@@ -184,13 +183,25 @@ def test_discover_over_http_and_the_cli_find_the_region_of_a_job(tmp_path: Path)
         assert "<script src" not in report.text and "<link" not in report.text
         figures = httpx.get(f"{base}/figures", headers=auth("acme-viewer")).json()
         assert sum(figures["histogram"]["counts"]) == 2999
-    out = subprocess.run(
-        [str(BIN / "edt"), "discover", job_id, "--metric", "npv", "--below", "0"],
-        env={"PATH": str(BIN), "HOME": str(tmp_path), "EDT_REGISTRY": registry},
+        remote = ["--api", url, "--token", "acme-viewer"]
+        saved = edt(tmp_path, registry, "report", job_id, "-o", str(tmp_path / "r.html"), *remote)
+        assert saved.returncode == 0, saved.stderr
+        assert (tmp_path / "r.html").read_text() == report.text
+        over_http = edt(tmp_path, registry, "discover", job_id, *remote)
+        assert json.loads(over_http.stdout) == r.json()
+    out = edt(tmp_path, registry, "discover", job_id, "--metric", "npv", "--below", "0")
+    assert out.returncode == 0, out.stderr
+    cli = json.loads(out.stdout)
+    assert cli == r.json()
+
+
+def edt(home: Path, registry: str, *args: str) -> subprocess.CompletedProcess[str]:
+    from tests.api_support import BIN
+
+    return subprocess.run(
+        [str(BIN / "edt"), *args],
+        env={"PATH": str(BIN), "HOME": str(home), "EDT_REGISTRY": registry},
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert out.returncode == 0, out.stderr
-    cli = json.loads(out.stdout)
-    assert cli == r.json()
