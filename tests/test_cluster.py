@@ -17,7 +17,7 @@ from jobs.registry import Registry
 from jobs.spec import prepare_job
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
-from tests.test_jobs import assert_identical
+from tests.support import assert_identical
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_local")]
 

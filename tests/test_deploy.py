@@ -16,7 +16,6 @@ from jobs.registry import Registry
 from jobs.spec import prepare_job
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
-from tests.test_registry import pg_url  # noqa: F401  (fixture: a fresh PostgreSQL schema)
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -66,7 +65,7 @@ def test_edt_run_on_a_running_cluster_by_address(tmp_path: Path, ray_head: str) 
 
 @pytest.mark.postgres
 @pytest.mark.usefixtures("ray_local")
-def test_a_job_with_its_registry_on_postgresql(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+def test_a_job_with_its_registry_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     runner = JobRunner(Registry(pg_url), ResultStore(str(tmp_path / "res")), workers=1)
     rec = runner.submit(prepare_job(JOB), chunk_size=2)
     assert runner.run(rec.id).status == JobStatus.SUCCEEDED
