@@ -24,6 +24,7 @@ import botocore
 import pytest
 import ray
 import yaml
+from pydantic import AliasChoices
 
 from api.settings import Settings
 from cluster import pool
@@ -31,7 +32,7 @@ from cluster import pool
 ROOT = Path(__file__).resolve().parents[1]
 KUBE = ROOT / "cluster" / "kuberay"
 LAUNCHER = ROOT / "cluster" / "onprem" / "edt-cluster.yaml"
-ENV_NAME = re.compile(r"(EDT|RAY|AWS)_[A-Z0-9_]+")
+ENV_NAME = re.compile(r"(EDT|RAY|AWS)_[A-Z0-9_]*[A-Z0-9]")
 RAY_DEFAULT_PORT = 6379
 
 
@@ -81,7 +82,14 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def names_edt_reads() -> frozenset[str]:
     """EDT_* of the Settings fields, and every env-var-like literal of EDT's packages."""
     prefix = str(Settings.model_config.get("env_prefix", ""))
-    names = {f"{prefix}{field}".upper() for field in Settings.model_fields}
+    names: set[str] = set()
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias or field]
+        # A field named by aliases is read under those names only (e.g. RAY_ADDRESS).
+        names |= {c for c in choices if isinstance(c, str) and ENV_NAME.fullmatch(c)}
+        if alias is None:
+            names.add(f"{prefix}{field}".upper())
     for package in ("api", "cluster", "jobs", "solvers", "edt_compute"):
         for path in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
