@@ -328,7 +328,10 @@ def test_the_launcher_starts_ray_on_one_port_not_6379_with_token_auth() -> None:
 def test_the_launcher_installs_this_package_on_every_node() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
     setup = launcher()["setup_commands"]  # run on head and workers alike
-    assert any("pip install" in c and f"'{project}[postgres]'" in c for c in setup), setup
+    (install,) = [c for c in setup if "pip install" in c]
+    assert f"'{project}[postgres]'" in install
+    # Ray pinned to the version this code is tested with, as the RayCluster's rayVersion.
+    assert f"'ray[default]=={ray.__version__}'" in install
     token = Path(launcher()["file_mounts"]["~/.ray/auth_token"])
     # The token file next to the config is never committed.
     assert str(token) in (ROOT / ".gitignore").read_text().split()
