@@ -17,7 +17,7 @@ from api.auth import TokenBook, load_tokens
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState, ResumeFn, SubmitFn
 from api.metrics import LatencyMiddleware, Metrics
-from api.routers import health, jobs, models, usage
+from api.routers import health, insights, jobs, models, usage, web
 from api.settings import Settings
 from cluster import launch
 from cluster.scheduler import Launcher, Scheduler, ray_launcher
@@ -100,7 +100,7 @@ def create_app(
     )
     app.state.edt = state
     errors.install(app)
-    for r in (jobs.router, models.router, usage.router, health.router):
+    for r in (jobs.router, insights.router, models.router, usage.router, health.router, web.router):
         app.include_router(r)
 
     @app.get("/metrics", include_in_schema=False)

@@ -431,7 +431,7 @@ def models(
 
 
 # The HTTP side of the CLI (serve, scheduler, submit, usage, --api variants) lives there.
-from api import cli_remote  # noqa: E402
+from api import cli_insights, cli_remote  # noqa: E402, F401
 
 
 def main() -> None:

@@ -66,6 +66,9 @@ def _job_routes(job_id: str) -> list[tuple[str, str]]:
         ("GET", f"{base}/results"),
         ("GET", f"{base}/results?format=parquet"),
         ("GET", f"{base}/results?format=csv"),
+        ("GET", f"{base}/figures"),
+        ("GET", f"{base}/discover"),
+        ("GET", f"{base}/report"),
     ]
 
 
