@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from api.cli import app
-from api.cli_remote import _call, _client
+from api.cli_remote import api_call, api_client
 from api.cli_setup import (
     EXIT_BAD_INPUT,
     ApiOpt,
@@ -44,8 +44,8 @@ def report(
     if not output.parent.absolute().is_dir():
         fail(f"-o {output}: the folder {output.parent.absolute()} does not exist", EXIT_BAD_INPUT)
     if api:
-        with _client(api, token) as c:
-            _call(c.report, job_id, output)
+        with api_client(api, token) as c:
+            api_call(c.report, job_id, output)
     else:
         from api.report import page_data, render_report
 
@@ -65,7 +65,7 @@ def discover(
     below: Annotated[float | None, typer.Option(help="cases: metric below this")] = None,
     above: Annotated[float | None, typer.Option(help="cases: metric above this")] = None,
     max_rows: Annotated[
-        int, typer.Option("--max-rows", min=100, help="above this, every k-th scenario")
+        int, typer.Option("--max-rows", min=100, help="above this, a fixed sample of this many")
     ] = 100_000,
     storage: StorageOpt = None,
     registry: RegistryOpt = None,
@@ -73,23 +73,24 @@ def discover(
     token: TokenOpt = None,
 ) -> None:
     """Which input ranges lead to metric < below (default: NPV < 0): a PRIM box (JSON)."""
-    if below is not None and above is not None:
+    if below is not None and above is not None:  # refused before any registry or HTTP call
         fail("--below and --above: give one of them", EXIT_BAD_INPUT)
     if api:
-        with _client(api, token) as c:
-            box = _call(c.discover, job_id, metric, below, above, max_rows)
+        with api_client(api, token) as c:
+            box = api_call(c.discover, job_id, metric, below, above, max_rows)
     else:
         from jobs import insights
 
         reg = open_registry(settings_from(None, registry, None), existing=True)
         store = job_store(get_job(reg, job_id), storage)
-        threshold = above if above is not None else (below if below is not None else 0.0)
         try:
             box = insights.discover(
-                store, job_id, metric, threshold, below=above is None, max_rows=max_rows
+                store, job_id, metric, below=below, above=above, max_rows=max_rows
             )
         except FileNotFoundError as exc:
             fail(str(exc))
         except KeyError as exc:
-            fail(f"--metric: {str(exc).strip(chr(39) + chr(34))}", EXIT_BAD_INPUT)
+            fail(f"--metric: {exc.args[0]}", EXIT_BAD_INPUT)
+        except insights.DiscoveryError as exc:
+            fail(str(exc))
     print(json.dumps(box, indent=2))

@@ -34,13 +34,13 @@ from edt_compute.validation import SpecError
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 1, "interrupted": 3}
 
 
-def _client(api: str, token: str | None) -> Any:
+def api_client(api: str, token: str | None) -> Any:
     from api.client import Client
 
     return Client(api, token or None)
 
 
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def api_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a client call; an error answer becomes one line on stderr and exit 1 (2 for 4xx
     input errors), never a traceback."""
     import httpx
@@ -64,13 +64,13 @@ def _job_dict(job: Any) -> dict[str, Any]:
 
 
 def remote_status(api: str, token: str | None, job_id: str) -> None:
-    with _client(api, token) as c:
-        console.print_json(json.dumps(_job_dict(_call(c.job, job_id))))
+    with api_client(api, token) as c:
+        console.print_json(json.dumps(_job_dict(api_call(c.job, job_id))))
 
 
 def remote_jobs(api: str, token: str | None, limit: int, as_json: bool = False) -> None:
-    with _client(api, token) as c:
-        page = _call(c.jobs, limit=limit)
+    with api_client(api, token) as c:
+        page = api_call(c.jobs, limit=limit)
     if as_json:
         print(json.dumps([_job_dict(j) for j in page.data]))
         return
@@ -84,24 +84,24 @@ def remote_jobs(api: str, token: str | None, limit: int, as_json: bool = False) 
 
 
 def remote_cancel(api: str, token: str | None, job_id: str) -> None:
-    with _client(api, token) as c:
-        j = _call(c.cancel, job_id)
+    with api_client(api, token) as c:
+        j = api_call(c.cancel, job_id)
     console.print(
         f"{job_id}: {j.status.value}{' (cancel requested)' if j.cancel_requested else ''}"
     )
 
 
 def remote_resume(api: str, token: str | None, job_id: str) -> None:
-    with _client(api, token) as c:
-        j = _call(c.resume, job_id)
+    with api_client(api, token) as c:
+        j = api_call(c.resume, job_id)
     console.print(f"{job_id}: {j.status.value}")
 
 
 def remote_results(api: str, token: str | None, job_id: str, output: Path | None) -> None:
-    with _client(api, token) as c:
+    with api_client(api, token) as c:
         if output is None:
             writer: csv.DictWriter[str] | None = None
-            for row in _call(lambda: list(c.rows(job_id))):
+            for row in api_call(lambda: list(c.rows(job_id))):
                 if writer is None:
                     writer = csv.DictWriter(sys.stdout, fieldnames=list(row))
                     writer.writeheader()
@@ -111,7 +111,7 @@ def remote_results(api: str, token: str | None, job_id: str, output: Path | None
             fail(f"{output}: use a .parquet or .csv file name", 2)
         if not output.parent.is_dir():
             fail(f"{output.parent}: no such folder", 2)
-        _call(c.download, job_id, output)
+        api_call(c.download, job_id, output)
     err.print(f"{job_id}: results written to {output}", highlight=False)
 
 
@@ -122,7 +122,7 @@ def _follow_remote(c: Any, job_id: str) -> str:
     """A progress bar on a terminal; elsewhere (Slurm, CI logs) a plain line every 5 s."""
     import time
 
-    first = _call(c.job, job_id)
+    first = api_call(c.job, job_id)
 
     def state(j: Any) -> str:
         rate = f", {j.rate:,.0f}/s" if j.rate else ""
@@ -139,7 +139,7 @@ def _follow_remote(c: Any, job_id: str) -> str:
                     highlight=False,
                 )
 
-        return str(_call(c.wait, job_id, poll=1.0, on_progress=line).status.value)
+        return str(api_call(c.wait, job_id, poll=1.0, on_progress=line).status.value)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -153,7 +153,7 @@ def _follow_remote(c: Any, job_id: str) -> str:
         def update(j: Any) -> None:
             bar.update(task, total=j.total_scenarios, completed=j.scenarios_done, state=state(j))
 
-        final = _call(c.wait, job_id, poll=1.0, on_progress=update)
+        final = api_call(c.wait, job_id, poll=1.0, on_progress=update)
     return str(final.status.value)
 
 
@@ -174,14 +174,14 @@ def submit(
     except (SpecError, ValueError) as exc:
         fail(str(exc), 2)
     if api:
-        with _client(api, token) as c:
-            record = _call(c.submit, job.document())
+        with api_client(api, token) as c:
+            record = api_call(c.submit, job.document())
             print(record.id)
             if not wait:
                 return
             final = _follow_remote(c, record.id)
             if final == "succeeded":
-                console.print_json(json.dumps(_call(c.summary, record.id)))
+                console.print_json(json.dumps(api_call(c.summary, record.id)))
         raise typer.Exit(EXIT_CODES.get(final, 1))
     import os
 
@@ -298,10 +298,10 @@ def usage(
     until = datetime.now(UTC)
     since = until - timedelta(days=days)
     if api:
-        with _client(api, token) as c:
+        with api_client(api, token) as c:
             rows = [
                 (u.tenant, u.jobs, u.scenarios, u.cpu_seconds)
-                for u in _call(c.usage, since, until).data
+                for u in api_call(c.usage, since, until).data
             ]
     else:
         from api import queries

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import LOCAL_PRINCIPAL, Principal, Role, TokenBook
@@ -15,7 +15,7 @@ from api.errors import ApiError, not_found
 from api.settings import Settings
 from cluster.scheduler import Scheduler
 from jobs.registry import JobNotFound, JobRecord, Registry
-from jobs.status import check_job_id
+from jobs.status import JOB_ID_PATTERN, check_job_id
 from jobs.storage import ResultStore
 
 # submit_job(registry, store, job, *, chunk_size, tenant, workers) -> JobRecord
@@ -60,6 +60,8 @@ def principal(
 
 
 Caller = Annotated[Principal, Depends(principal)]
+# A job id in a path: refused (422) before any lookup unless it is a safe path segment.
+JobId = Annotated[str, Path(pattern=f"^{JOB_ID_PATTERN.pattern}$", description="job id")]
 
 
 def require(caller: Principal, role: Role) -> None:

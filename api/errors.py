@@ -37,6 +37,11 @@ class ApiError(Exception):
         self.extra = extra
 
 
+def error_responses(texts: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A router's documented error answers: each code with the one error body and its text."""
+    return {code: {"model": ErrorResponse, "description": text} for code, text in texts.items()}
+
+
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", what)
 

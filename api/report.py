@@ -6,6 +6,7 @@ inlines them, with plotly.js and the page script, so that it opens offline from 
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -67,15 +68,22 @@ def page_data(record: JobRecord, store: ResultStore) -> dict[str, Any]:
     try:
         data["figures"] = job_figures(record, store)
         data["discovery"] = insights.discover(store, record.id)
-    except (FileNotFoundError, KeyError) as exc:
+    except (FileNotFoundError, KeyError, insights.DiscoveryError) as exc:
         data.setdefault("figures", None)
-        data["discovery"] = {"error": str(exc).strip("'\"")}
+        data["discovery"] = {"error": str(exc.args[0]) if exc.args else str(exc)}
     return data
 
 
+# Inside a <script> element the HTML parser still looks for "</script" and "<!--" (which can
+# swallow the scripts after it): no "<", ">" or "&" may appear raw. As \u escapes they are
+# the same JSON strings; U+2028/2029 are escaped for old JavaScript parsers.
+_SCRIPT_SAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
 def _inline_json(obj: Any) -> str:
-    # "</" would end the script element early; "<\/" is the same JSON string.
-    return json.dumps(obj, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
+    return json.dumps(obj, allow_nan=False, separators=(",", ":")).translate(_SCRIPT_SAFE)
 
 
 def render_report(data: dict[str, Any]) -> str:
@@ -87,13 +95,9 @@ def render_report(data: dict[str, Any]) -> str:
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
         f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">'
         '<meta name=viewport content="width=device-width, initial-scale=1">'
-        f"<title>{_escape(title)}</title><style>{style}</style></head>\n<body>"
+        f"<title>{html.escape(title, quote=False)}</title><style>{style}</style></head>\n<body>"
         '<main id="app"></main>\n'
         f'<script type="application/json" id="edt-data">{_inline_json(data)}</script>\n'
         f"<script>{PLOTLY_JS.read_text(encoding='utf-8')}</script>\n"
         f"<script>{script}</script>\n</body></html>\n"
     )
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

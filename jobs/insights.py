@@ -2,14 +2,17 @@
 
 Only the columns a figure needs are read (Parquet column chunks, not whole files), and memory
 follows the part: histograms and build counts are summed part by part. Scenario discovery
-needs the rows together; above `max_rows` it takes every k-th scenario (k = ceil(rows /
-max_rows), the same rows on every call), so it holds at most `max_rows` rows of the inputs.
+needs the rows together; above `max_rows` it keeps the `max_rows` scenarios with the smallest
+hash of their id (a bottom-k sample: the same rows on every call, found in one pass, holding
+at most `max_rows` rows plus one part). Never every k-th row: grids and Sobol sequences are
+regular in row order, and a stride would see only a slice of their input space.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -21,20 +24,27 @@ from edt_compute.finance import TABLE_METRICS
 from jobs.storage import ResultStore
 from jobs.summary import OK_STATUSES, is_input
 
-__all__ = ["DISCOVERY_MAX_ROWS", "discover", "figures", "part_columns"]
+__all__ = ["DISCOVERY_MAX_ROWS", "DiscoveryError", "discover", "figures", "part_columns"]
 
 DISCOVERY_MAX_ROWS = 100_000
 HISTOGRAM_BINS = 40
 CDF_BINS = 200
 
 
-def _open(store: ResultStore, job_id: str, k: int) -> pq.ParquetFile:
-    return pq.ParquetFile(store.fs.open(store.part_path(job_id, k)))
+class DiscoveryError(ValueError):
+    """A discovery request this job cannot answer (names what is wrong)."""
+
+
+@contextmanager
+def _open(store: ResultStore, job_id: str, k: int) -> Iterator[pq.ParquetFile]:
+    with store.fs.open(store.part_path(job_id, k)) as f:
+        yield pq.ParquetFile(f)
 
 
 def part_columns(store: ResultStore, job_id: str, parts: list[int]) -> pa.Schema:
     """The scenario table's schema (columns of the first part)."""
-    return _open(store, job_id, parts[0]).schema_arrow
+    with _open(store, job_id, parts[0]) as f:
+        return f.schema_arrow
 
 
 def _read(
@@ -43,10 +53,11 @@ def _read(
     """(first row number, table of `columns`) per part, in scenario order."""
     row = 0
     for k in parts:
-        f = _open(store, job_id, k)
-        present = [c for c in columns if c in f.schema_arrow.names]
-        yield row, f.read(columns=present)
-        row += f.metadata.num_rows
+        with _open(store, job_id, k) as f:
+            present = [c for c in columns if c in f.schema_arrow.names]
+            table = f.read(columns=present)
+        yield row, table
+        row += table.num_rows
 
 
 def _ok_values(table: pa.Table, metric: str) -> np.ndarray:
@@ -134,15 +145,60 @@ def figures(
     }
 
 
+def _id_hash(ids: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser of each scenario id: a fixed, well-mixed uint64 per id."""
+    with np.errstate(over="ignore"):
+        z = ids.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+class _BottomK:
+    """The `k` rows with the smallest id hash seen so far (ties impossible: ids are unique
+    and the finaliser is a bijection)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.h: list[np.ndarray] = []
+        self.x: list[np.ndarray] = []
+        self.y: list[np.ndarray] = []
+
+    def add(self, h: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+        self.h.append(h)
+        self.x.append(x)
+        self.y.append(y)
+        if sum(a.size for a in self.h) > 2 * self.k:  # amortised: cut back now and then
+            self._cut()
+
+    def _cut(self) -> None:
+        h, x, y = np.concatenate(self.h), np.concatenate(self.x), np.concatenate(self.y)
+        if h.size > self.k:
+            keep = np.argpartition(h, self.k - 1)[: self.k]
+            keep.sort()  # rows stay in scenario order
+            h, x, y = h[keep], x[keep], y[keep]
+        self.h, self.x, self.y = [h], [x], [y]
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        self._cut()
+        return self.x[0], self.y[0]
+
+
 def discover(
     store: ResultStore,
     job_id: str,
     metric: str = "npv",
-    threshold: float = 0.0,
-    below: bool = True,
+    *,
+    below: float | None = None,
+    above: float | None = None,
     max_rows: int = DISCOVERY_MAX_ROWS,
 ) -> dict[str, Any]:
-    """The PRIM box of the scenarios with `metric` below (or above) `threshold`."""
+    """The PRIM box of the scenarios with `metric` below `below` or above `above` (neither:
+    below 0). KeyError for an unknown metric, DiscoveryError for a request that cannot be
+    answered, FileNotFoundError while the job has no results."""
+    if below is not None and above is not None:
+        raise DiscoveryError("give either below or above, not both")
+    threshold = above if above is not None else (below if below is not None else 0.0)
     parts = store.list_parts(job_id)
     if not parts:
         raise FileNotFoundError(f"job {job_id} has no committed results yet")
@@ -151,33 +207,32 @@ def discover(
         raise KeyError(f"metric {metric!r} is not a metric of the scenario table")
     inputs = [f.name for f in schema if is_input(f.name, f.type)]
     if not inputs:
-        raise KeyError("the scenario table has no varied numeric inputs to search over")
-    rows = sum(_open(store, job_id, k).metadata.num_rows for k in parts)
-    stride = max(1, math.ceil(rows / max_rows))
-    xs, ys = [], []
-    for first, t in _read(store, job_id, parts, ["scenario_id", "status", metric, *inputs]):
-        take = (np.arange(first, first + t.num_rows) % stride) == 0
+        raise DiscoveryError("the scenario table has no varied numeric inputs to search over")
+    rows, usable, sample = 0, 0, _BottomK(max_rows)
+    for _, t in _read(store, job_id, parts, ["scenario_id", "status", metric, *inputs]):
+        rows += t.num_rows
         status = t.column("status").to_numpy(zero_copy_only=False).astype(str)
         y = t.column(metric).to_numpy(zero_copy_only=False).astype(float)
         x = np.column_stack(
             [t.column(c).to_numpy(zero_copy_only=False).astype(float) for c in inputs]
         )
-        keep = take & np.isin(status, OK_STATUSES) & np.isfinite(y) & np.isfinite(x).all(axis=1)
-        xs.append(x[keep])
-        ys.append(y[keep])
-    x_all, y_all = np.concatenate(xs), np.concatenate(ys)
+        keep = np.isin(status, OK_STATUSES) & np.isfinite(y) & np.isfinite(x).all(axis=1)
+        usable += int(keep.sum())
+        ids = t.column("scenario_id").to_numpy()[keep]
+        sample.add(_id_hash(ids), x[keep], y[keep])
+    x_all, y_all = sample.rows()
     if not len(y_all):
         raise FileNotFoundError(f"job {job_id} has no scenario with a {metric} yet")
-    cases = y_all < threshold if below else y_all > threshold
+    cases = y_all < threshold if above is None else y_all > threshold
     result = prim(x_all, cases, inputs)
     return {
         "metric": metric,
         "threshold": threshold,
-        "side": "below" if below else "above",
+        "side": "below" if above is None else "above",
         "method": "prim",
         "scenarios": rows,
         "sampled": len(y_all),
-        "every": stride,
+        "subsampled": usable > len(y_all),
         "max_rows": max_rows,
         "cases": result.cases,
         "coverage": result.coverage,

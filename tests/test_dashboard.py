@@ -320,6 +320,10 @@ def test_a_running_jobs_page_follows_it_until_it_ends(page: Any, served: Served)
     registry.update_progress(job_id, 100, 0)
     page.wait_for_selector("body[data-ready='running:100']")
     assert "100 of 300 scenarios" in page.inner_text("#job-state")
+    # Refreshes poll the job's status line: PRIM over the parts ran once, when the page opened.
+    polled = [u for u, _ in page.responses if u.endswith(f"/v1/jobs/{job_id}")]
+    asked = [u for u, _ in page.responses if f"/v1/jobs/{job_id}/discover" in u]
+    assert len(polled) >= 3 and len(asked) == 1, (polled, asked)
     page.click("#logout")
     sign_in(page, served.url, "acme-submitter")
     page.evaluate(f"location.hash = '#job/{job_id}'")

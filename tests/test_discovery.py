@@ -97,24 +97,57 @@ def test_discovery_over_parquet_parts_finds_the_region(tmp_path: Path) -> None:
     assert out["density"] >= 0.9 and out["coverage"] >= 0.8
     check_box(out["box"])
     ok = np.arange(3000) != 5
-    assert out["scenarios"] == 3000 and out["sampled"] == ok.sum() and out["every"] == 1
+    assert out["scenarios"] == 3000 and out["sampled"] == ok.sum() and not out["subsampled"]
     assert out["cases"] == int((cols["npv"][ok] < 0).sum())
     assert out["inputs"] == [GAS, MEOH, "finance.discount_rate", "units.reformer.availability"]
     # Any threshold, either side: NPV above 0 is the complement region.
-    above = insights.discover(store, JOB, threshold=0.0, below=False)
+    above = insights.discover(store, JOB, above=0.0)
     assert above["cases"] == int((cols["npv"][ok] > 0).sum()) and above["density"] >= 0.9
 
 
-def test_discovery_above_its_row_bound_uses_every_kth_scenario(tmp_path: Path) -> None:
+def _sample_ids(n: int, k: int, failed: int = 5) -> np.ndarray:
+    """The k usable ids with the smallest splitmix64 hash, computed here independently."""
+
+    def mix(i: int) -> int:
+        mask = (1 << 64) - 1
+        z = (i + 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    usable = [i for i in range(n) if i != failed]
+    return np.array(sorted(sorted(usable, key=mix)[:k]))
+
+
+def test_discovery_above_its_row_bound_uses_a_fixed_sample_of_ids(tmp_path: Path) -> None:
     store = ResultStore(str(tmp_path))
     cols = known_region(3000)
     write_job(store, cols, chunk=700)
     out = insights.discover(store, JOB, max_rows=1000)
-    taken = np.arange(3000) % 3 == 0
-    taken[5] = False
-    assert out["every"] == 3 and out["sampled"] == taken.sum() <= 1000
+    taken = _sample_ids(3000, 1000)
+    assert out["subsampled"] and out["sampled"] == 1000 and out["scenarios"] == 3000
     assert out["cases"] == int((cols["npv"][taken] < 0).sum())
     assert out["density"] >= 0.9 and out["coverage"] >= 0.8
+    assert insights.discover(store, JOB, max_rows=1000) == out  # the same rows every time
+
+
+def test_a_sample_of_a_grid_still_sees_the_loss_region(tmp_path: Path) -> None:
+    # A 10^4 grid, last input fastest: a stride of 10 would keep one value of it only, and
+    # the loss region (last input above 0.65) would vanish from the sample.
+    levels = np.linspace(0.05, 0.95, 10)
+    grid = np.array(np.meshgrid(levels, levels, levels, levels, indexing="ij")).reshape(4, -1)
+    names = [GAS, MEOH, "finance.discount_rate", "units.reformer.availability"]
+    cols = {n: grid[i] for i, n in enumerate(names)}
+    cols["npv"] = np.where(grid[3] > 0.65, -1.0, 1.0)
+    store = ResultStore(str(tmp_path))
+    write_job(store, cols, chunk=2500)
+    out = insights.discover(store, JOB, max_rows=1000)
+    ok = np.arange(10_000) != 5
+    share = (cols["npv"][ok] < 0).mean()
+    assert out["sampled"] == 1000 and abs(out["cases"] / 1000 - share) < 0.06
+    assert out["density"] >= 0.9 and out["coverage"] >= 0.8
+    (only,) = out["box"]
+    assert only["input"] == "units.reformer.availability" and only["lower"] > 0.65
 
 
 def test_figures_sum_the_parts_to_the_whole_tables_histogram(tmp_path: Path) -> None:
@@ -139,6 +172,8 @@ def test_a_job_without_parts_or_with_an_unknown_metric_is_refused(tmp_path: Path
     write_job(store, known_region(200), chunk=100)
     with pytest.raises(KeyError, match="'scenario_id' is not a metric"):
         insights.discover(store, JOB, metric="scenario_id")
+    with pytest.raises(insights.DiscoveryError, match="either below or above"):
+        insights.discover(store, JOB, below=0.0, above=1.0)
 
 
 # ---- over HTTP and on the command line -------------------------------------------------
@@ -205,3 +240,40 @@ def edt(home: Path, registry: str, *args: str) -> subprocess.CompletedProcess[st
         text=True,
         timeout=120,
     )
+
+
+def test_a_hostile_job_name_stays_text_in_the_report(tmp_path: Path) -> None:
+    from html.parser import HTMLParser
+
+    from api.report import render_report
+
+    name = 'x</script><!--<script>alert(1)</script>&amp; "q"'
+    data = {"job": {"name": name, "id": JOB, "labels": {"k": "</script>"}}, "summary": None}
+
+    class Scripts(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scripts: list[str] = []
+            self.title = ""
+            self._in: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self._in = tag
+            if tag == "script":
+                self.scripts.append("")
+
+        def handle_data(self, d: str) -> None:
+            if self._in == "script":
+                self.scripts[-1] += d
+            elif self._in == "title":
+                self.title += d
+
+        def handle_endtag(self, tag: str) -> None:
+            self._in = None
+
+    parser = Scripts()
+    parser.feed(render_report(data))
+    # Three scripts as written (data, plotly.js, the page), the data intact as JSON.
+    assert len(parser.scripts) == 3
+    assert json.loads(parser.scripts[0])["job"] == data["job"]
+    assert "<" not in parser.scripts[0] and name in parser.title

@@ -5,25 +5,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from api.deps import Caller, State, job_store, visible_job
-from api.errors import ApiError, not_found
+from api.deps import Caller, JobId, State, job_store, visible_job
+from api.errors import ApiError, error_responses, not_found
 from api.report import job_figures, page_data, render_report
-from api.schemas import ErrorResponse
 from edt_compute.finance import TABLE_METRICS
 from jobs import insights
-from jobs.status import JOB_ID_PATTERN
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
+_ERRORS = error_responses(
+    {
         401: "missing or unknown token",
         404: "no such job (or another tenant's), or no committed results yet",
         422: "invalid request, with the path of each problem",
-    }.items()
-}
+    }
+)
 # An HTML route documents its errors by hand: FastAPI would give them the route's media type.
 _JSON_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {
@@ -33,7 +30,6 @@ _JSON_ERRORS: dict[int | str, dict[str, Any]] = {
     for code, v in _ERRORS.items()
 }
 router = APIRouter(prefix="/v1/jobs", tags=["insights"], responses=_ERRORS)
-JobId = Annotated[str, Path(pattern=f"^{JOB_ID_PATTERN.pattern}$", description="job id")]
 Metric = Literal[TABLE_METRICS]  # type: ignore[valid-type]
 Threshold = Annotated[float | None, Query(allow_inf_nan=False, ge=-1e300, le=1e300)]
 
@@ -59,25 +55,24 @@ def discover_scenarios(
     max_rows: Annotated[int, Query(ge=100, le=1_000_000)] = insights.DISCOVERY_MAX_ROWS,
 ) -> dict[str, Any]:
     """The PRIM box of input ranges where `metric` is below (default: below 0) or above a
-    threshold, with its coverage and density; above `max_rows` every k-th scenario is used."""
-    if below is not None and above is not None:
-        raise ApiError(422, "invalid", "query.above: give either below or above, not both")
+    threshold, with its coverage and density; above `max_rows` a fixed sample of `max_rows`
+    scenarios (the smallest hashes of their ids) is used."""
     record = visible_job(state, caller, job_id)
-    threshold = above if above is not None else (below if below is not None else 0.0)
     try:
         return insights.discover(
             job_store(record, state),
             job_id,
             metric=str(metric),
-            threshold=threshold,
-            below=above is None,
+            below=below,
+            above=above,
             max_rows=max_rows,
         )
     except FileNotFoundError as exc:
         raise not_found(str(exc)) from None
     except KeyError as exc:
-        message = str(exc).strip("'\"")
-        raise ApiError(422, "invalid", f"query.metric: {message}") from None
+        raise ApiError(422, "invalid", f"query.metric: {exc.args[0]}") from None
+    except insights.DiscoveryError as exc:
+        raise ApiError(422, "invalid", f"query: {exc}") from None
 
 
 @router.get(

@@ -5,15 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api import queries, results
 from api.auth import Principal, Role
-from api.deps import AppState, Caller, State, chunk_workers, job_store, require, visible_job
-from api.errors import ApiError, not_found, quota_exceeded
+from api.deps import (
+    AppState,
+    Caller,
+    JobId,
+    State,
+    chunk_workers,
+    job_store,
+    require,
+    visible_job,
+)
+from api.errors import ApiError, error_responses, not_found, quota_exceeded
 from api.schemas import (
-    ErrorResponse,
     JobCreate,
     JobPublic,
     JobsPublic,
@@ -26,11 +34,10 @@ from edt_compute.library import list_models
 from edt_compute.validation import SpecError
 from jobs.registry import JobRecord
 from jobs.spec import PreparedJob, prepare_job
-from jobs.status import JOB_ID_PATTERN, JobStatus
+from jobs.status import JobStatus
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
+_ERRORS = error_responses(
+    {
         401: "missing or unknown token",
         403: "the token's role may not do this",
         404: "no such job (or another tenant's)",
@@ -38,10 +45,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         413: "request body too large",
         422: "invalid request, with the path of each problem",
         429: "over a tenant quota (names the limit and the current use)",
-    }.items()
-}
+    }
+)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJSONRoute, responses=_ERRORS)
-JobId = Annotated[str, Path(pattern=f"^{JOB_ID_PATTERN.pattern}$", description="job id")]
 # Bounded so that every value is a valid SQL integer on every backend.
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
 

@@ -8,7 +8,8 @@
   const root = document.getElementById("app");
   const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
   const TOKEN_KEY = "edt-token";
-  const REFRESH_MS = 2000;
+  const REFRESH_MS = 2000; // the job's status line while it runs (one small request)
+  const FIGURES_MS = 15000; // figures of a running job: each is a pass over its Parquet parts
   const PLOT_CONFIG = { displaylogo: false, responsive: true };
   let timer = null;
   let notice = ""; // the answer to the last cancel/resume, kept across refreshes of the page
@@ -81,13 +82,15 @@
       root.replaceChildren(el("p", { class: "error", text: String(e) }));
     }
   }
-  window.addEventListener("hashchange", () => { notice = ""; route(); });
+  window.addEventListener("hashchange", () => { notice = ""; shown = null; route(); });
 
   // ---- jobs list ---------------------------------------------------------------------------
 
   const filters = { status: "", label: "" };
 
   async function jobsList() {
+    // A refresh must not wipe a filter being typed: wait for the user to finish.
+    if (document.activeElement && document.activeElement.id === "filter-label") return later(route);
     const q = new URLSearchParams({ limit: "100" });
     if (filters.status) q.set("status", filters.status);
     if (filters.label) q.append("label", filters.label);
@@ -133,21 +136,46 @@
 
   // ---- job page ----------------------------------------------------------------------------
 
+  // What the job page shows now: a running job's page polls only its status line, and
+  // reads the figures again when they changed and are due; discovery (PRIM over the parts) runs
+  // when the page opens, when the user asks and once the job has ended.
+  let shown = null;
+
   async function jobPage(id) {
     const r = await api("/v1/jobs/" + id);
+    if (location.hash !== "#job/" + id) return; // the user went elsewhere meanwhile
     if (!r.ok) {
+      shown = null;
       root.replaceChildren(el("p", { class: "error", text: "no job " + id }), el("a", { href: "#", text: "all jobs" }));
       return;
     }
     const job = await r.json();
-    const [summary, figures, discovery] = await Promise.all([
-      json("/v1/jobs/" + id + "/summary"),
-      json("/v1/jobs/" + id + "/figures"),
-      discover(id, discoveryQuery),
-    ]);
-    await showJob({ job, summary, figures, discovery }, true);
-    if (!TERMINAL.has(job.status)) later(route);
+    const first = !shown || shown.id !== id || discoveryAsked;
+    const changed = first || shown.done !== job.scenarios_done || shown.status !== job.status;
+    const ended = TERMINAL.has(job.status);
+    const due = first || ended || Date.now() - shown.at >= FIGURES_MS;
+    const typing = !first && document.activeElement && document.activeElement.id === "discover-threshold";
+    if ((changed || shown.dirty) && due && !typing) {
+      const rediscover = first || (ended && !shown.ended);
+      discoveryAsked = false;
+      const [summary, figures, discovery] = await Promise.all([
+        json("/v1/jobs/" + id + "/summary"),
+        json("/v1/jobs/" + id + "/figures"),
+        rediscover ? discover(id, discoveryQuery) : Promise.resolve(shown.discovery),
+      ]);
+      if (location.hash !== "#job/" + id) return;
+      shown = { id, done: job.scenarios_done, status: job.status, at: Date.now(), dirty: false, ended, discovery };
+      await showJob({ job, summary, figures, discovery }, true);
+    } else {
+      if (changed) shown.dirty = true;
+      const line = document.getElementById("job-state");
+      if (line) line.replaceWith(jobStatus(job, true));
+      document.body.dataset.ready = job.status + ":" + job.scenarios_done;
+    }
+    if (!ended) later(route);
   }
+
+  let discoveryAsked = false;
 
   const discoveryQuery = { metric: "npv", side: "below", threshold: "0" };
 
@@ -343,6 +371,7 @@
       form.addEventListener("submit", (e) => {
         e.preventDefault();
         Object.assign(discoveryQuery, { metric: metric.value, side: side.value, threshold: threshold.value || "0" });
+        discoveryAsked = true;
         route();
       });
       parts.push(form);
@@ -359,7 +388,7 @@
     parts.push(el("p", { id: "discovery-figures" },
       `PRIM box for ${d.metric} ${sign} ${d.threshold}: coverage ${pct(d.coverage)}, density ${pct(d.density)}, ` +
       `mass ${pct(d.mass)} (${d.cases} of ${d.sampled} scenarios are cases` +
-      (d.every > 1 ? `; every ${d.every}th of ${d.scenarios} scenarios used` : "") + ")."));
+      (d.subsampled ? `; a fixed sample of ${d.sampled} of the ${d.scenarios} scenarios` : "") + ")."));
     const rows = d.box.map((r) => el("tr", {},
       el("td", { text: r.input }), el("td", { class: "num", text: r.lower === null ? "–" : num(r.lower) }),
       el("td", { class: "num", text: r.upper === null ? "–" : num(r.upper) })));
