@@ -39,6 +39,7 @@ from cluster.pool import start_pool, stop_pool
 from cluster.runtime import connect
 from cluster.slots import ActorSlots
 from jobs.adaptive import PrefixMonitor, trim_to_prefix
+from jobs.decide import decision_line
 from jobs.faults import (
     InfrastructureError,
     Outage,
@@ -118,6 +119,7 @@ class JobRunner:
         self.stats = RunStats()
         self.monitor: PrefixMonitor | None = None
         self._queue: ChunkQueue | None = None
+        self._decision: dict[str, int] | None = None
 
     # ---- retried access to the registry and storage ---------------------------------
 
@@ -269,7 +271,7 @@ class JobRunner:
 
     def _milp_ref(self, job: PreparedJob) -> Any:
         """Optimize mode: the MILP compiled once here, shared with every actor."""
-        if job.spec.mode != "optimize":
+        if job.spec.mode not in ("optimize", "decide"):
             return None
         from solvers import compile_milp
 
@@ -284,9 +286,14 @@ class JobRunner:
         queue = self._queue = ChunkQueue(pending, bounds)
         self.stats.dispatched = []
         n_actors = max(1, min(self._pool_size(), len(pending) or 1))
+        if job.spec.mode == "decide":
+            n_actors = self._pool_size()  # the decision's tasks are many more than its chunks
         self.actors = start_pool(self.store.url, n_actors)
         self.actor_pids = ray.get([a.pid.remote() for a in self.actors])
         doc_ref, milp_ref = ray.put(dict(record.spec)), self._milp_ref(job)
+        self._decision = None
+        if job.spec.mode == "decide":
+            self._decision = self._decide(record, job, doc_ref, milp_ref)
         done = sum(c.rows for c in self._reg(record.id, lambda: self.registry.chunks(record.id)))
         failed = record.scenarios_failed
         base_done, t0 = done, time.perf_counter()
@@ -371,13 +378,47 @@ class JobRunner:
     ) -> Any:
         actor = self.actors[a]
         if work.probe is not None:
-            return actor.probe.remote(record.spec_hash, doc_ref, milp_ref, list(work.probe))
+            return actor.probe.remote(
+                record.spec_hash, doc_ref, milp_ref, list(work.probe), self._decision
+            )
         self.stats.dispatched.append(work.chunk)
         start, stop = bounds[work.chunk]
         crashed = self._queue_crashed(work)
         return actor.run.remote(
-            record.id, record.spec_hash, doc_ref, milp_ref, work.chunk, start, stop, crashed
+            record.id,
+            record.spec_hash,
+            doc_ref,
+            milp_ref,
+            work.chunk,
+            start,
+            stop,
+            crashed,
+            self._decision,
         )
+
+    def _decide(
+        self, record: JobRecord, job: PreparedJob, doc_ref: Any, milp_ref: Any
+    ) -> dict[str, int]:
+        """Decide mode: the schedule every scenario is then evaluated under. decision.json is
+        written as soon as it is known, so that a resumed job does not search again."""
+        from cluster.decide import ray_runner
+        from jobs.decide import decide
+        from jobs.decide_tasks import DecisionEvaluator
+
+        jid = record.id
+        if self._io(jid, lambda: self.store.exists(jid, "decision.json")):
+            doc = self._io(jid, lambda: self.store.read_json(jid, "decision.json"))
+        else:
+            self._reg(jid, lambda: self.registry.set_message(jid, "choosing the build schedule"))
+            run = ray_runner(self.actors, record.spec_hash, doc_ref, milp_ref)
+            t0 = time.perf_counter()
+            doc = decide(job, run, DecisionEvaluator(job, ray.get(milp_ref)))
+            log.info(
+                "job %s: decision %s in %.1f s", jid, doc["schedule"], time.perf_counter() - t0
+            )
+            self._io(jid, lambda: self.store.write_json(jid, "decision.json", doc))
+            self._reg(jid, lambda: self.registry.set_message(jid, None))
+        return {str(p): int(b) for p, b in doc["schedule"].items()}
 
     def _queue_crashed(self, work: Work) -> list[int]:
         return self._queue.crashed_ids(work.chunk) if self._queue is not None else []
@@ -475,6 +516,10 @@ class JobRunner:
         if table.num_rows != total:
             raise RuntimeError(f"job {jid}: {table.num_rows} scenario rows for {total} scenarios")
         summary = build_summary(table, job, convergence)
+        if job.spec.mode == "decide":
+            summary["decision"] = decision_line(
+                self._io(jid, lambda: self.store.read_json(jid, "decision.json"))
+            )
         self._io(jid, lambda: self.store.write_json(jid, "summary.json", summary))
         if self.monitor is not None:
             # The registry's counts are the final dataset's, not what was computed.

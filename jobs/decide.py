@@ -372,3 +372,9 @@ def _out_of_sample(search: Search, chosen: np.ndarray, in_sample: np.ndarray) ->
     good = np.isfinite(npv)
     iv = dm.mean_interval(npv[good], oos.confidence)
     return iv.as_dict() | {"in_sample": False, "failed": int((~good).sum())}
+
+
+def decision_line(doc: dict[str, Any]) -> dict[str, Any]:
+    """The decision in a few figures, as summary.json carries it."""
+    keys = ("schedule", "objective", "method", "recourse_value", "evpi", "vss")
+    return {k: doc[k] for k in keys} | {"out_of_sample": doc["out_of_sample"]}
