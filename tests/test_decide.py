@@ -7,6 +7,7 @@ import pytest
 
 from edt_compute import decision as dm
 from edt_compute.validation import SpecError
+from jobs.spec import prepare_job
 from tests.decide_support import decide_job, option_model, price_list, random_model, run_decide
 
 
@@ -78,3 +79,18 @@ def test_bad_decide_settings_are_refused_naming_the_field() -> None:
         decide_job(option_model(), price_list([1.0]), risk_weight=1.5)
     with pytest.raises(SpecError, match=r"decide\.method"):
         decide_job(option_model(), price_list([1.0]), method="guess")
+
+
+def test_decide_mode_refuses_what_it_cannot_decide_on() -> None:
+    grid = {"kind": "grid", "parameters": {"markets.sell.price": [1.0, 2.0]}}
+    with pytest.raises(SpecError, match=r"scenarios\.kind: decide mode needs monte_carlo or list"):
+        decide_job(option_model(), grid)
+    with pytest.raises(SpecError, match=r"decide: only decide mode"):
+        prepare_job(
+            {
+                "name": "x",
+                "model": option_model(),
+                "scenarios": price_list([1.0]),
+                "decide": {"risk_weight": 0.1},
+            }
+        )
