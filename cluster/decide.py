@@ -7,6 +7,7 @@ decision search has no per-scenario fallback, and a rerun resumes from the job's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -17,8 +18,19 @@ from jobs.decide_tasks import Task
 _PER_ACTOR = 2
 
 
-def ray_runner(actors: list[Any], spec_hash: str, doc_ref: Any, milp_ref: Any) -> Runner:
+def ray_runner(
+    actors: list[Any],
+    spec_hash: str,
+    doc_ref: Any,
+    milp_ref: Any,
+    between: Callable[[], None] | None = None,
+) -> Runner:
+    """`between` runs before every round (the supervisor's cancel and ownership checks: it
+    raises to end the search)."""
+
     def run(tasks: list[Task]) -> list[dict[str, Any]]:
+        if between is not None:
+            between()
         results: list[dict[str, Any] | None] = [None] * len(tasks)
         pending = list(range(len(tasks)))[::-1]
         in_flight: dict[Any, tuple[int, int]] = {}

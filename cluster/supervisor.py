@@ -293,7 +293,7 @@ class JobRunner:
         doc_ref, milp_ref = ray.put(dict(record.spec)), self._milp_ref(job)
         self._decision = None
         if job.spec.mode == "decide":
-            self._decision = self._decide(record, job, doc_ref, milp_ref)
+            self._decision = self._decide(record, job, doc_ref, milp_ref, beat)
         done = sum(c.rows for c in self._reg(record.id, lambda: self.registry.chunks(record.id)))
         failed = record.scenarios_failed
         base_done, t0 = done, time.perf_counter()
@@ -397,7 +397,7 @@ class JobRunner:
         )
 
     def _decide(
-        self, record: JobRecord, job: PreparedJob, doc_ref: Any, milp_ref: Any
+        self, record: JobRecord, job: PreparedJob, doc_ref: Any, milp_ref: Any, beat: Heartbeat
     ) -> dict[str, int]:
         """Decide mode: the schedule every scenario is then evaluated under. decision.json is
         written as soon as it is known, so that a resumed job does not search again."""
@@ -410,7 +410,16 @@ class JobRunner:
             doc = self._io(jid, lambda: self.store.read_json(jid, "decision.json"))
         else:
             self._reg(jid, lambda: self.registry.set_message(jid, "choosing the build schedule"))
-            run = ray_runner(self.actors, record.spec_hash, doc_ref, milp_ref)
+
+            def poll() -> None:
+                now = self._reg(jid, lambda: self.registry.get(jid))
+                beat.check(now)
+                if now.status.is_terminal():
+                    raise JobBusy(f"job {jid} was ended elsewhere: {now.status.value}")
+                if now.cancel_requested:
+                    raise _Stop(JobStatus.CANCELLED)
+
+            run = ray_runner(self.actors, record.spec_hash, doc_ref, milp_ref, poll)
             t0 = time.perf_counter()
             doc = decide(job, run, DecisionEvaluator(job, ray.get(milp_ref)))
             log.info(
