@@ -196,9 +196,7 @@ def enumerate_schedules(
     )
 
 
-def hedge(
-    search: Search, windows: list[tuple[int, int]]
-) -> tuple[list[np.ndarray], dict[str, Any]]:
+def hedge(search: Search) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Progressive hedging on the build indicators: candidate schedules and a trace."""
     job, tr = search.job, search.tr
     T = job.model.finance.horizon
@@ -231,6 +229,7 @@ def hedge(
                 "w": w[a:b].tolist(),
                 "xbar": xbar.tolist(),
                 "rho": rho,
+                "skip": [int(i) for i in np.flatnonzero(~ok[a:b]) + a],
             }
             for a, b in tr.blocks
         ]
@@ -310,7 +309,7 @@ def decide(job: PreparedJob, run: Runner, ev: DecisionEvaluator | None = None) -
                 raise ValueError(
                     "decide.method: hedging is risk-neutral; use extensive with risk_weight > 0"
                 )
-            proposals, extra = hedge(search, windows)
+            proposals, extra = hedge(search)
         else:
             proposals = [_extensive(search, ev)]
         known = {tuple(never.tolist()): np.zeros(tr.count), tuple(eev_schedule.tolist()): eev_npv}

@@ -171,13 +171,16 @@ class DecisionEvaluator:
     def _hedge(self, task: Task) -> dict[str, Any]:
         """Builds per scenario with the multipliers `w` (n, P, T) and proximal centre `xbar`."""
         start, stop = int(task["start"]), int(task["stop"])
-        cm, _ = self.compiled(task["stream"], start, stop)
+        cm, bad = self.compiled(task["stream"], start, stop)
         pm = self.planner()
         w = np.asarray(task["w"], dtype=float)
         xbar, rho = np.asarray(task["xbar"], dtype=float), float(task["rho"])
+        skip = set(task.get("skip", []))
         T = self.job.model.finance.horizon
         chosen = np.full((stop - start, len(self.selected)), -1, dtype=np.int64)
         for s in range(stop - start):
+            if bad[s] is not None or start + s in skip:
+                continue  # left out of the decision: its base solves failed
             shift = np.zeros((self.P, T))
             # rho/2 (x - xbar)^2 is linear for a 0/1 x: rho/2 (1 - 2 xbar) x + const.
             shift[self.selected] = -w[s] - 0.5 * rho * (1.0 - 2.0 * xbar)
