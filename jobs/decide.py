@@ -31,6 +31,7 @@ from jobs.decide_tasks import DecisionEvaluator, Task, mean_value_schedule
 from jobs.spec import PreparedJob
 
 Runner = Callable[[list[Task]], list[dict[str, Any]]]
+_ROUND_TASKS = 8  # enumeration: tasks per round at least (when few schedules are left)
 
 
 def sequential(ev: DecisionEvaluator) -> Runner:
@@ -139,10 +140,13 @@ def enumerate_schedules(
     alive = [c for c in range(len(cands)) if c not in values]
     partial: dict[int, list[np.ndarray]] = {c: [] for c in alive}
     pruned: dict[int, str] = {}
-    done_valid = 0
-    for a, b in blocks:
-        if not alive:
-            break
+    done_valid, k = 0, 0
+    while alive and k < len(blocks):
+        # Enough tasks per round to keep a pool busy once few schedules are left; the count
+        # depends on the spec only (never on the workers), so the rounds are always the same.
+        width = max(1, -(-_ROUND_TASKS // len(alive)))
+        chunk = blocks[k : k + width]
+        k += len(chunk)
         tasks = [
             {
                 "kind": "eval",
@@ -152,13 +156,16 @@ def enumerate_schedules(
                 "schedules": [cands[c].tolist()],
             }
             for c in alive
+            for a, b in chunk
         ]
-        out = search.run(tasks)
-        search.solves += sum(int(search.ok[a:b].sum()) for _ in alive)
-        done_valid += int(search.ok[a:b].sum())
+        out = iter(search.run(tasks))
+        n_new = sum(int(search.ok[a:b].sum()) for a, b in chunk)
+        search.solves += n_new * len(alive)
+        done_valid += n_new
         still = []
-        for c, res in zip(alive, out, strict=True):
-            partial[c].append(search.npv_of(res["objective"][0], [(a, b)]))
+        for c in alive:
+            for a, b in chunk:
+                partial[c].append(search.npv_of(next(out)["objective"][0], [(a, b)]))
             seen = np.concatenate(partial[c])
             optimistic = search.objective(np.concatenate([seen, ub[done_valid:]]))
             tol = 1e-9 * max(1.0, abs(best_known))
