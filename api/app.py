@@ -17,7 +17,7 @@ from api.auth import TokenBook, load_tokens
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppState, ResumeFn, SubmitFn
 from api.metrics import LatencyMiddleware, Metrics
-from api.routers import health, jobs, models, usage
+from api.routers import health, insights, jobs, models, usage, web
 from api.settings import Settings
 from cluster import launch
 from cluster.scheduler import Launcher, Scheduler, ray_launcher
@@ -57,11 +57,11 @@ def create_app(
 ) -> FastAPI:
     """The app for `settings`; `launcher`/`submit`/`resume` replace Ray in tests."""
     settings = settings or Settings()
-    registry = Registry(settings.registry_url())
+    registry = Registry(settings.registry)
     state = AppState(
         settings=settings,
         registry=registry,
-        store=ResultStore(settings.storage_url()),
+        store=ResultStore(settings.storage),
         tokens=tokens if tokens is not None else load_tokens(settings.tokens_file),
         submit=submit or launch.submit_job,
         resume=resume or (launcher.resume_job if launcher is not None else launch.resume_job),
@@ -74,12 +74,12 @@ def create_app(
             if launcher is None:
                 from cluster.runtime import connect
 
-                connect(settings.address or None, settings.workers)
+                connect(settings.address, settings.workers)
             state.scheduler = Scheduler(
                 registry,
                 launcher or ray_launcher(),
                 max_running=settings.max_running_jobs,
-                address=settings.address or None,
+                address=settings.address,
                 workers=settings.workers,
                 resume_budget=settings.resume_budget,
                 interval=settings.scheduler_interval,
@@ -100,7 +100,7 @@ def create_app(
     )
     app.state.edt = state
     errors.install(app)
-    for r in (jobs.router, models.router, usage.router, health.router):
+    for r in (jobs.router, insights.router, models.router, usage.router, health.router, web.router):
         app.include_router(r)
 
     @app.get("/metrics", include_in_schema=False)

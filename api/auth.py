@@ -113,7 +113,7 @@ class TokenBook:
         )
 
 
-def load_tokens(path: str) -> TokenBook:
+def load_tokens(path: str | Path | None) -> TokenBook:
     """Read the tokens file; raises TokensFileError with one line naming the problem."""
     if not path:
         return TokenBook()

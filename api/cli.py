@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -40,6 +40,9 @@ from api.cli_setup import (
 from api.display import console, print_summary
 from api.settings import Settings
 from edt_compute.validation import SpecError
+
+if TYPE_CHECKING:
+    from jobs.status import JobStatus
 
 _debug = {"on": False}
 app = typer.Typer(
@@ -80,13 +83,13 @@ def _drive(
     from jobs.faults import InfrastructureError, one_line
     from jobs.status import JobStatus
 
-    info = connect_ray(s.address or None)
+    info = connect_ray(s.address)
     reaper = Reaper() if info.embedded else None
     if reaper is not None:
         reaper.watch_job(job_id, reg.url)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        start_supervisor(job_id, reg.url, address=s.address or None, workers=workers)
+        start_supervisor(job_id, reg.url, address=s.address, workers=workers)
         cluster = None
         if not info.embedded:
             # Following reads only the registry. Connected, this process would be killed by
@@ -122,20 +125,21 @@ def _drive(
 
 def _exit_for(record: Any, store: Any) -> NoReturn:
     from cluster.liveness import shown_status
+    from jobs.status import JobStatus
 
     status, note = shown_status(record)
-    if status == "queued":
+    if status is JobStatus.QUEUED:
         fail(
             f"job {record.id} never started: no supervisor took it (see Ray's logs); "
             f"start it with: edt resume {record.id}",
             EXIT_INTERRUPTED,
         )
-    if status == "succeeded":
+    if status is JobStatus.SUCCEEDED:
         print_summary(record.id, store.read_json(record.id, "summary.json"), store)
         raise typer.Exit(0)
-    if status == "interrupted":
+    if status is JobStatus.INTERRUPTED:
         fail(f"job {record.id} interrupted: {note}", EXIT_INTERRUPTED)
-    fail(f"job {record.id} {status}" + (f": {record.error}" if record.error else ""))
+    fail(f"job {record.id} {status.value}" + (f": {record.error}" if record.error else ""))
 
 
 @app.command()
@@ -163,9 +167,9 @@ def run(
         job = load_job(job_file)
     except (SpecError, ValueError) as exc:
         fail(str(exc), EXIT_BAD_INPUT)
-    store = open_storage(s.storage_url())  # both settings checked before anything is created
+    store = open_storage(s.storage)  # both settings checked before anything is created
     reg = open_registry(s)
-    info = connect_ray(s.address or None)
+    info = connect_ray(s.address)
     record = submit_job(
         reg, store, job, chunk_size=chunk_size, workers=min(workers or info.cpus, info.cpus)
     )
@@ -196,24 +200,24 @@ def resume(
     """Finish an interrupted job: recompute only the chunks with no committed part."""
     if api:
         return cli_remote.remote_resume(api, token, job_id)
-    from cluster.liveness import runner_alive
+    from cluster.launch import check_resumable
+    from jobs.registry import JobBusy
+    from jobs.spec import prepare_job
     from jobs.status import JobStatus
 
     s = settings_from(storage, registry, address)
     reg = open_registry(s, existing=True)
-    record = get_job(reg, job_id)
-    if record.status.is_terminal():
-        fail(
-            f"job {job_id} is {record.status.value}; only unfinished jobs can be resumed",
-            EXIT_BAD_INPUT,
-        )
-    busy = runner_alive(record) if record.status is JobStatus.RUNNING else None
-    if busy:
-        fail(f"job {job_id} is being run by {busy}; nothing to resume")
+    get_job(reg, job_id)  # an unknown id: exit 2 with one line
+    try:
+        record = check_resumable(reg, job_id)
+    except ValueError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    except JobBusy as exc:
+        fail(str(exc))
     store = job_store(record, storage)
     missing = record.total_chunks - len(reg.committed_chunks(job_id))
     # An adaptive run stops at its rule, usually long before its last chunk.
-    upto = "at most " if record.spec.get("scenarios", {}).get("until") else ""
+    upto = "at most " if prepare_job(dict(record.spec)).stopping_rule is not None else ""
     err.print(
         f"job {job_id}: {upto}{missing} of {record.total_chunks} chunks to compute",
         highlight=False,
@@ -258,11 +262,11 @@ def status(
     print(json.dumps(_record_json(r, shown, note), indent=2))
 
 
-def _record_json(r: Any, shown: str, note: str | None) -> dict[str, Any]:
+def _record_json(r: Any, shown: JobStatus, note: str | None) -> dict[str, Any]:
     return {
         "id": r.id,
         "name": r.name,
-        "status": shown,
+        "status": shown.value,
         "recorded_status": r.status.value,
         "note": note,
         "done": r.scenarios_done,
@@ -306,7 +310,7 @@ def jobs(
             (
                 r.id,
                 r.name,
-                shown,
+                shown.value,
                 f"{r.scenarios_done}/{r.total_scenarios}",
                 str(r.scenarios_failed),
             )
@@ -328,7 +332,7 @@ def cancel(
 
     reg = open_registry(settings_from(None, registry, None), existing=True)
     r = get_job(reg, job_id)
-    if shown_status(r)[0] == "interrupted" and not r.status.is_terminal():
+    if shown_status(r)[0] is JobStatus.INTERRUPTED and not r.status.is_terminal():
         # Nobody would see the flag: a job without a live supervisor is cancelled here.
         r = reg.set_status(job_id, JobStatus.CANCELLED, error=None)
     else:
@@ -427,7 +431,7 @@ def models(
 
 
 # The HTTP side of the CLI (serve, scheduler, submit, usage, --api variants) lives there.
-from api import cli_remote  # noqa: E402
+from api import cli_insights, cli_remote  # noqa: E402, F401
 
 
 def main() -> None:

@@ -191,7 +191,7 @@ def submit(
     from cluster.launch import submit_job
 
     s = settings_from(storage, registry, None)
-    reg, store = open_registry(s), open_storage(s.storage_url())
+    reg, store = open_registry(s), open_storage(s.storage)
     # Chunks sized for this machine's CPUs: a queued job must not need Ray to be submitted.
     rec = submit_job(reg, store, job, workers=s.workers or os.cpu_count() or 1)
     print(rec.id)
@@ -231,7 +231,7 @@ def serve(
     from api.cli_setup import open_registry, open_storage
 
     # Bad registry or storage settings: one line and exit 2, before anything listens.
-    checked = {"registry": open_registry(s).url, "storage": open_storage(s.storage_url()).url}
+    checked = {"registry": open_registry(s).url, "storage": open_storage(s.storage).url}
     s = s.model_copy(update=checked)
     try:
         tokens = load_tokens(s.tokens_file)
@@ -266,12 +266,12 @@ def scheduler_command(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    connect(s.address or None, s.workers)
+    connect(s.address, s.workers)
     sched = Scheduler(
-        Registry(s.registry_url()),
+        Registry(s.registry),
         ray_launcher(),
         max_running=s.max_running_jobs,
-        address=s.address or None,
+        address=s.address,
         workers=s.workers,
         resume_budget=s.resume_budget,
         interval=s.scheduler_interval,

@@ -71,14 +71,14 @@ def open_registry(s: Settings, *, existing: bool = False) -> Any:
     try:
         fault_timeout()  # a malformed EDT_FAULT_TIMEOUT is a bad setting like any other
         url = check_registry_url(
-            s.registry_url(), create_folder=not s.registry and not existing, must_exist=existing
+            s.registry, create_folder=s.registry_is_default and not existing, must_exist=existing
         )
         return Registry(url)
     except ConfigError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
     except Exception as exc:  # unreachable server, bad credentials
         first = " ".join(str(exc).split())[:300]
-        fail(f"registry: cannot open {public_url(s.registry_url())}: {first}", EXIT_BAD_INPUT)
+        fail(f"registry: cannot open {public_url(s.registry)}: {first}", EXIT_BAD_INPUT)
 
 
 def open_storage(url: str) -> Any:
@@ -107,7 +107,7 @@ def job_store(record: Any, explicit: str | None) -> Any:
         return ResultStore(recorded or given)
     if recorded:
         return ResultStore(recorded)
-    return ResultStore(Settings().storage_url())  # a job registered before storage was recorded
+    return ResultStore(Settings().storage)  # a job registered before storage was recorded
 
 
 def get_job(reg: Any, job_id: str) -> Any:

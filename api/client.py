@@ -162,6 +162,37 @@ class Client:
                 raise TimeoutError(f"job {job_id} still {job.status.value} after {timeout} s")
             time.sleep(poll)  # polling interval
 
+    def figures(self, job_id: str) -> dict[str, Any]:
+        """What the job page draws: NPV histogram and S-curve, build shares, tornado,
+        convergence."""
+        out: dict[str, Any] = self._request("GET", f"/v1/jobs/{job_id}/figures").json()
+        return out
+
+    def discover(
+        self,
+        job_id: str,
+        metric: str = "npv",
+        below: float | None = None,
+        above: float | None = None,
+        max_rows: int | None = None,
+    ) -> dict[str, Any]:
+        """The PRIM box of input ranges where `metric` is below (default: below 0) or above a
+        threshold, with its coverage and density."""
+        params: dict[str, Any] = {"metric": metric}
+        for key, value in {"below": below, "above": above, "max_rows": max_rows}.items():
+            if value is not None:
+                params[key] = value
+        out: dict[str, Any] = self._request(
+            "GET", f"/v1/jobs/{job_id}/discover", params=params
+        ).json()
+        return out
+
+    def report(self, job_id: str, path: str | Path) -> Path:
+        """Save the job page as one self-contained HTML file."""
+        out = Path(path)
+        out.write_text(self._request("GET", f"/v1/jobs/{job_id}/report").text, encoding="utf-8")
+        return out
+
     # ---- models, usage ----------------------------------------------------------------
 
     def models(self) -> ModelsPublic:

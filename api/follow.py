@@ -126,7 +126,7 @@ def follow(
     last_line, message, gone_since = 0.0, record.message, None
     while True:
         shown, _ = shown_status(record)
-        gone_since = (gone_since or time.monotonic()) if shown != record.status.value else None
+        gone_since = (gone_since or time.monotonic()) if shown is not record.status else None
         if ended(record, gone_since):
             return record
         if record.message != message and record.message:
@@ -163,7 +163,7 @@ def _follow_bar(
         polls, conv = 0, ""
         while True:
             shown, _ = shown_status(record)
-            gone_since = (gone_since or time.monotonic()) if shown != record.status.value else None
+            gone_since = (gone_since or time.monotonic()) if shown is not record.status else None
             if polls % 4 == 0:  # convergence.json is a storage read: not at every poll
                 conv = convergence_text(_convergence(store, record))
             bar.update(

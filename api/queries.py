@@ -7,27 +7,20 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from jobs.registry import Registry
 from jobs.registry_tables import chunks_table, jobs_table
 
 
-def _engine(registry: Registry) -> Engine:
-    # The registry owns the engine (pool, SQLite pragmas); aggregates reuse it rather than
-    # open a second pool. A public Registry.usage() would make this unnecessary.
-    return registry._engine
-
-
 def status_counts(registry: Registry) -> dict[str, int]:
     q = sa.select(jobs_table.c.status, sa.func.count()).group_by(jobs_table.c.status)
-    with _engine(registry).connect() as conn:
+    with registry.engine.connect() as conn:
         return {str(s): int(n) for s, n in conn.execute(q)}
 
 
 def scenarios_done_total(registry: Registry) -> int:
     q = sa.select(sa.func.coalesce(sa.func.sum(jobs_table.c.scenarios_done), 0))
-    with _engine(registry).connect() as conn:
+    with registry.engine.connect() as conn:
         return int(conn.execute(q).scalar() or 0)
 
 
@@ -35,7 +28,7 @@ def rows_committed_since(registry: Registry, since: datetime) -> int:
     q = sa.select(sa.func.coalesce(sa.func.sum(chunks_table.c.rows), 0)).where(
         chunks_table.c.committed_at >= since
     )
-    with _engine(registry).connect() as conn:
+    with registry.engine.connect() as conn:
         return int(conn.execute(q).scalar() or 0)
 
 
@@ -44,7 +37,7 @@ def active_jobs(registry: Registry, tenant: str) -> int:
     q = sa.select(sa.func.count()).where(
         jobs_table.c.tenant == tenant, jobs_table.c.status.in_(["queued", "running"])
     )
-    with _engine(registry).connect() as conn:
+    with registry.engine.connect() as conn:
         return int(conn.execute(q).scalar() or 0)
 
 
@@ -68,7 +61,7 @@ def usage(
     if tenant is not None:
         created, work = created.where(j.tenant == tenant), work.where(j.tenant == tenant)
     out: dict[str, tuple[int, int, float]] = {}
-    with _engine(registry).connect() as conn:
+    with registry.engine.connect() as conn:
         for t, n in conn.execute(created.group_by(j.tenant)):
             out[str(t)] = (int(n), 0, 0.0)
         for t, rows, secs in conn.execute(work.group_by(j.tenant)):

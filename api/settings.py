@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -12,18 +12,30 @@ def _default_home() -> Path:
     return Path.cwd() / "edt-data"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EDT_", extra="ignore")
+def _default_storage() -> str:
+    return str(_default_home() / "results")
 
-    storage: str = ""  # fsspec URL of the results root; default: ./edt-data/results
-    registry: str = ""  # SQLAlchemy URL; default: sqlite:///./edt-data/registry.db
-    address: str = ""  # Ray cluster address; default: embedded Ray (or RAY_ADDRESS)
+
+def _default_registry() -> str:
+    return f"sqlite:///{_default_home() / 'registry.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDT_", extra="ignore", populate_by_name=True)
+
+    storage: str = Field(default_factory=_default_storage)  # fsspec URL of the results root
+    registry: str = Field(default_factory=_default_registry)  # SQLAlchemy URL
+    # Ray cluster address; None: an embedded Ray of this process. EDT_ADDRESS wins over Ray's
+    # own RAY_ADDRESS, which a cluster's nodes already export.
+    address: str | None = Field(
+        default=None, validation_alias=AliasChoices("address", "EDT_ADDRESS", "RAY_ADDRESS")
+    )
 
     # ---- the HTTP front (edt serve) ----
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # Without a tokens file the server has no authentication, hence binds loopback only.
-    tokens_file: str = ""
+    tokens_file: Path | None = None
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # Run the scheduler inside the server process (off when `edt scheduler` runs elsewhere).
     scheduler: bool = True
@@ -38,12 +50,16 @@ class Settings(BaseSettings):
     quota_max_active_jobs: int = Field(default=20, ge=1)  # queued + running
     quota_cpu_seconds_per_day: float = Field(default=1_000_000.0, gt=0)
 
-    # ---- the client side (edt ... --api) ----
-    api_url: str = ""
-    token: str = ""
+    # The client side (`--api`, `--token`) is read by the CLI's options (EDT_API_URL,
+    # EDT_TOKEN): a remote command never needs the settings of a server.
 
-    def storage_url(self) -> str:
-        return self.storage or str(_default_home() / "results")
+    @field_validator("address", "tokens_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `export EDT_ADDRESS=` (or RAY_ADDRESS=) in a script means "none", not an address "".
+        return None if value == "" else value
 
-    def registry_url(self) -> str:
-        return self.registry or f"sqlite:///{_default_home() / 'registry.db'}"
+    @property
+    def registry_is_default(self) -> bool:
+        """The registry nobody chose: its folder may be created (a chosen one must exist)."""
+        return "registry" not in self.model_fields_set

@@ -33,7 +33,7 @@ def job_public(
     # the reconciler takes it back.
     shown, note = shown_status(record, now)
     eta = None
-    if shown == JobStatus.RUNNING.value and rate:
+    if shown is JobStatus.RUNNING and rate:
         eta = max(total - done, 0) / rate
     counts: dict[str, int] | None = None
     convergence: list[ConvergencePoint] | None = None
@@ -45,7 +45,7 @@ def job_public(
     return JobPublic(
         id=record.id,
         name=record.name,
-        status=JobStatus(shown),
+        status=shown,
         note=note,
         tenant=record.tenant,
         priority=record.priority,

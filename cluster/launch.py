@@ -36,6 +36,7 @@ from jobs.storage import ResultStore
 __all__ = [
     "NAMESPACE",
     "actor_name",
+    "check_resumable",
     "resume_job",
     "start_supervisor",
     "stop_supervisor",
@@ -192,6 +193,20 @@ def stop_supervisor(job_id: str) -> None:
         ray.kill(handle, no_restart=True)
 
 
+def check_resumable(registry: Registry, job_id: str) -> JobRecord:
+    """The job, if it may be resumed: ValueError for a finished job, JobBusy while a
+    supervisor's heartbeat says it runs (checked without Ray: the registry tells)."""
+    record = registry.get(job_id)
+    if record.status.is_terminal():
+        raise ValueError(
+            f"job {job_id} is {record.status.value}; only unfinished jobs can be resumed"
+        )
+    busy = runner_alive(record) if record.status is JobStatus.RUNNING else None
+    if busy:
+        raise JobBusy(f"job {job_id} is being run by {busy}; nothing to resume")
+    return record
+
+
 def resume_job(
     registry: Registry,
     job_id: str,
@@ -200,15 +215,10 @@ def resume_job(
     workers: int | None = None,
 ) -> JobRecord:
     """Start a new supervisor for an interrupted job (or a running one whose supervisor is
-    gone). Raises ValueError for a finished job, JobBusy while its supervisor is alive."""
-    record = registry.get(job_id)
-    if record.status.is_terminal():
-        raise ValueError(
-            f"job {job_id} is {record.status.value}; only unfinished jobs can be resumed"
-        )
+    gone); the refusals of `check_resumable`, and JobBusy while its supervisor actor lives."""
+    record = check_resumable(registry, job_id)
     connect(address)
-    busy = runner_alive(record) if record.status is JobStatus.RUNNING else None
-    if supervisor_alive(job_id) or busy:
-        raise JobBusy(f"job {job_id} is being run by {busy or 'its supervisor'}; nothing to resume")
+    if supervisor_alive(job_id):
+        raise JobBusy(f"job {job_id} is being run by its supervisor; nothing to resume")
     start_supervisor(job_id, registry.url, address=address, workers=workers)
     return record

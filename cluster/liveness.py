@@ -54,23 +54,25 @@ def runner_alive(record: JobRecord, now: datetime | None = None) -> str | None:
     return f"{record.runner} (heartbeat {age:.0f} s ago)"
 
 
-def shown_status(record: JobRecord, now: datetime | None = None) -> tuple[str, str | None]:
+def shown_status(
+    record: JobRecord, now: datetime | None = None
+) -> tuple[JobStatus, str | None]:
     """The status to show and why, if it differs from the registry's: a running job whose
     supervisor is gone is `interrupted`, never plainly running."""
     if record.status is not JobStatus.RUNNING:
         note = None
         if record.status is JobStatus.INTERRUPTED:
             note = f"{record.error or 'interrupted'}; resume with: edt resume {record.id}"
-        return record.status.value, note
+        return record.status, note
     if record.runner is None:
         started = record.started_at or record.created_at
         age = ((now or datetime.now(UTC)) - started).total_seconds()
         if age <= STALE_SECONDS:
-            return record.status.value, record.message  # being started right now
+            return record.status, record.message  # being started right now
     elif runner_alive(record, now) is not None:
-        return record.status.value, record.message
+        return record.status, record.message
     gone = f"its supervisor {record.runner} is gone" if record.runner else "no supervisor"
-    return JobStatus.INTERRUPTED.value, f"{gone}; resume with: edt resume {record.id}"
+    return JobStatus.INTERRUPTED, f"{gone}; resume with: edt resume {record.id}"
 
 
 class Heartbeat:

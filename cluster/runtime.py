@@ -2,8 +2,8 @@
 
 Embedded Ray binds to loopback and runs without token authentication: it is a private
 instance of this process, and a token file left in the home directory must not decide whether
-a run works. A cluster address (`--address`, `EDT_ADDRESS` or `RAY_ADDRESS`) is used as given,
-with the cluster's own authentication settings.
+a run works. A cluster address (`--address`, or `EDT_ADDRESS` / `RAY_ADDRESS`, read by
+api.Settings) is used as given, with the cluster's own authentication settings.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ class RayInfo:
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> RayInfo:
     """Initialise Ray once per process and report what we are running on."""
-    address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
         if not sys.stdout.isatty():
             # Ray colours the lines it relays (e.g. "(raylet) ..."): not in log files.

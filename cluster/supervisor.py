@@ -27,7 +27,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -86,6 +86,27 @@ class _Stop(Exception):  # noqa: N818 (control flow: the dispatch loop ended ear
     def __init__(self, status: JobStatus, reason: str | None = None) -> None:
         super().__init__(reason or status.value)
         self.status, self.reason = status, reason
+
+
+@dataclass
+class _Dispatch:
+    """The state of one run's dispatch loop (`JobRunner._dispatch`)."""
+
+    record: JobRecord
+    total: int
+    queue: ChunkQueue
+    bounds: dict[int, tuple[int, int]]
+    slots: ActorSlots
+    outage: Outage
+    doc_ref: Any
+    milp_ref: Any
+    done: int  # scenarios committed, this run and before
+    failed: int
+    base_done: int  # committed before this run (the rate counts only this run's)
+    t0: float = field(default_factory=time.perf_counter)
+    last_poll: float = field(default_factory=time.monotonic)
+    cancelled: bool = False
+    parked: dict[int, str] = field(default_factory=dict)  # adaptive: chunk -> its error
 
 
 def _storage_error(exc: Exception) -> bool:
@@ -278,6 +299,27 @@ class JobRunner:
         return ray.put(compile_milp(job.model))
 
     def _dispatch(self, record: JobRecord, job: PreparedJob, size: int, beat: Heartbeat) -> None:
+        """Every chunk without a committed part through the pool, until none is left (or
+        the job is cancelled, its rule met, or a fault outlasts its budget: `_Stop`)."""
+        d = self._begin(record, job, size, beat)
+        while d.queue or d.slots:
+            self._fill(d)
+            if d.cancelled and not d.slots:
+                break
+            for ref, work, a in d.slots.wait(timeout=0.5):
+                self._collect(d, ref, work, a)
+            self._check_faults(d)
+            self._poll(d, beat)
+        self.stats.wall_seconds = time.perf_counter() - d.t0
+        self.stats.workers = len(self.actors)
+        needed = [k for k in sorted(d.parked) if not self._beyond_stop(k)]
+        if d.cancelled:
+            raise _Stop(JobStatus.CANCELLED)
+        if needed:
+            raise RuntimeError(d.parked[needed[0]])
+
+    def _begin(self, record: JobRecord, job: PreparedJob, size: int, beat: Heartbeat) -> _Dispatch:
+        """The chunks left to compute, a pool sized for them, and the counts so far."""
         committed = self._reg(record.id, lambda: self.registry.committed_chunks(record.id))
         self._start_monitor(record, job, size)
         stopped = self.monitor is not None and self.monitor.stopped
@@ -295,77 +337,90 @@ class JobRunner:
         if job.spec.mode == "decide":
             self._decision = self._decide(record, job, doc_ref, milp_ref, beat)
         done = sum(c.rows for c in self._reg(record.id, lambda: self.registry.chunks(record.id)))
-        failed = record.scenarios_failed
-        base_done, t0 = done, time.perf_counter()
-        # Two tasks queued per actor: the next one starts while the driver records the last.
-        slots = ActorSlots(self.actors, _PER_ACTOR)
-        outage = Outage(self.fault_seconds)
-        cancelled = False
-        parked: dict[int, str] = {}
-        last_poll = time.monotonic()
-        while queue or slots:
-            while not cancelled and not outage.expired:
-                taken = queue.take(slots.free(), slots.busy())
-                if taken is None:
-                    break
-                work, a = taken
-                slots.sent(self._send(record, work, a, doc_ref, milp_ref, bounds), work, a)
-            if cancelled and not slots:
-                break
-            for ref, work, a in slots.wait(timeout=0.5):
-                try:
-                    info = ray.get(ref)
-                except Exception as exc:
-                    if isinstance(exc, _CRASHES):
-                        slots.died(a)
-                    if cancelled or self._beyond_stop(work.chunk):
-                        continue  # not needed any more
-                    error = self._failed(record.id, work, a, exc, queue, outage)
-                    if error is not None:
-                        if self.monitor is None:
-                            raise RuntimeError(error) from None
-                        parked[work.chunk] = error  # an adaptive run may stop before it
-                    continue
-                if work.probe is not None:
-                    queue.probe_done(work)
-                    continue
-                if outage.recovered():
-                    log.info("job %s: storage answers again", record.id)
-                    self._reg(record.id, lambda: self.registry.set_message(record.id, None))
-                done, failed = self._commit(record, info, done, failed)
-                if self.monitor is not None:
-                    self.monitor.commit(work.chunk)
-                    if not self.monitor.stopped and self._checkpoint(record.id):
-                        queue.clear()  # stop dispatching; chunks in flight finish
-                self._report(done, failed, job.total, base_done, t0)
-            if slots.unavailable_for() > self.fault_seconds:
-                raise _Stop(
-                    JobStatus.INTERRUPTED,
-                    f"no worker of the pool available for {slots.unavailable_for():.0f} s "
-                    "(restarting actors could not be placed)",
-                )
-            if outage.expired and not slots:
-                raise _Stop(
-                    JobStatus.INTERRUPTED,
-                    f"storage {self.store.url} unreachable for {outage.elapsed:.0f} s: "
-                    f"{outage.last_error}",
-                )
-            if time.monotonic() - last_poll > 0.5:
-                last_poll = time.monotonic()
-                now = self._reg(record.id, lambda: self.registry.get(record.id))
-                beat.check(now)
-                if now.status.is_terminal():  # ended by another process (e.g. edt cancel)
-                    raise JobBusy(f"job {record.id} was ended elsewhere: {now.status.value}")
-                if now.cancel_requested and not cancelled:
-                    cancelled = True
-                    queue.clear()
-        self.stats.wall_seconds = time.perf_counter() - t0
-        self.stats.workers = n_actors
-        needed = [k for k in sorted(parked) if not self._beyond_stop(k)]
-        if cancelled:
-            raise _Stop(JobStatus.CANCELLED)
-        if needed:
-            raise RuntimeError(parked[needed[0]])
+        return _Dispatch(
+            record=record,
+            total=job.total,
+            queue=queue,
+            bounds=bounds,
+            # Two tasks queued per actor: the next one starts while the driver records the last.
+            slots=ActorSlots(self.actors, _PER_ACTOR),
+            outage=Outage(self.fault_seconds),
+            doc_ref=doc_ref,
+            milp_ref=milp_ref,
+            done=done,
+            failed=record.scenarios_failed,
+            base_done=done,
+        )
+
+    def _fill(self, d: _Dispatch) -> None:
+        """Give free actor slots the work that is due (nothing once cancelled or while the
+        storage outage is past its budget)."""
+        while not d.cancelled and not d.outage.expired:
+            taken = d.queue.take(d.slots.free(), d.slots.busy())
+            if taken is None:
+                return
+            work, a = taken
+            d.slots.sent(self._send(d.record, work, a, d.doc_ref, d.milp_ref, d.bounds), work, a)
+
+    def _collect(self, d: _Dispatch, ref: Any, work: Work, a: int) -> None:
+        """One finished task: a commit (and a checkpoint of an adaptive run), or a failure
+        for the chunk queue to judge."""
+        jid = d.record.id
+        try:
+            info = ray.get(ref)
+        except Exception as exc:
+            if isinstance(exc, _CRASHES):
+                d.slots.died(a)
+            if d.cancelled or self._beyond_stop(work.chunk):
+                return  # not needed any more
+            error = self._failed(jid, work, a, exc, d.queue, d.outage)
+            if error is not None:
+                if self.monitor is None:
+                    raise RuntimeError(error) from None
+                d.parked[work.chunk] = error  # an adaptive run may stop before it
+            return
+        if work.probe is not None:
+            d.queue.probe_done(work)
+            return
+        if d.outage.recovered():
+            log.info("job %s: storage answers again", jid)
+            self._reg(jid, lambda: self.registry.set_message(jid, None))
+        d.done, d.failed = self._commit(d.record, info, d.done, d.failed)
+        if self.monitor is not None:
+            self.monitor.commit(work.chunk)
+            if not self.monitor.stopped and self._checkpoint(jid):
+                d.queue.clear()  # stop dispatching; chunks in flight finish
+        self._report(d.done, d.failed, d.total, d.base_done, d.t0)
+
+    def _check_faults(self, d: _Dispatch) -> None:
+        """Interrupt the job when no actor could be placed, or the storage stayed down,
+        for longer than the fault budget."""
+        if d.slots.unavailable_for() > self.fault_seconds:
+            raise _Stop(
+                JobStatus.INTERRUPTED,
+                f"no worker of the pool available for {d.slots.unavailable_for():.0f} s "
+                "(restarting actors could not be placed)",
+            )
+        if d.outage.expired and not d.slots:
+            raise _Stop(
+                JobStatus.INTERRUPTED,
+                f"storage {self.store.url} unreachable for {d.outage.elapsed:.0f} s: "
+                f"{d.outage.last_error}",
+            )
+
+    def _poll(self, d: _Dispatch, beat: Heartbeat) -> None:
+        """Every half second: still ours (JobBusy if not), ended elsewhere, cancel asked."""
+        if time.monotonic() - d.last_poll <= 0.5:
+            return
+        d.last_poll = time.monotonic()
+        jid = d.record.id
+        now = self._reg(jid, lambda: self.registry.get(jid))
+        beat.check(now)
+        if now.status.is_terminal():  # ended by another process (e.g. edt cancel)
+            raise JobBusy(f"job {jid} was ended elsewhere: {now.status.value}")
+        if now.cancel_requested and not d.cancelled:
+            d.cancelled = True
+            d.queue.clear()
 
     def _send(
         self,

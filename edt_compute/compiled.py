@@ -86,6 +86,107 @@ class CompiledModel:
         return CompiledModel(**fields)
 
 
+class _Values:
+    """Per-scenario values of the model's parameter paths: an override where the job gives
+    one (checked here), the model's base value broadcast to S scenarios otherwise."""
+
+    def __init__(
+        self,
+        model: EnterpriseModel,
+        S: int,
+        scalars: Mapping[str, np.ndarray],
+        series: Mapping[str, np.ndarray],
+    ) -> None:
+        self.S, self.scalars, self.series = S, scalars, series
+        self.known = base_values(model)
+        for path, arr in scalars.items():
+            if path not in self.known:
+                raise ParameterError(f"{path}: unknown parameter path")
+            if np.shape(arr) not in {(S,), ()}:
+                raise ParameterError(f"{path}: expected {S} values, got shape {np.shape(arr)}")
+        T = model.finance.horizon
+        for path, arr in series.items():
+            if not is_series_path(path) or path not in self.known:
+                raise ParameterError(f"{path}: not a market price path")
+            if np.shape(arr) != (S, T):
+                raise ParameterError(f"{path}: expected shape {(S, T)}, got {np.shape(arr)}")
+
+    def __call__(self, path: str) -> np.ndarray:
+        if path in self.scalars:
+            out = np.asarray(self.scalars[path], dtype=float)
+            if not np.all(np.isfinite(out)):
+                raise ParameterError(f"{path}: scenario value is NaN or infinite")
+            return np.broadcast_to(out, (self.S,))
+        return np.broadcast_to(np.float64(self.known[path]), (self.S,))
+
+    def stacked(self, prefix: str, names: list[str], field: str) -> np.ndarray:
+        """(S, len(names)): `prefix.<name>.field` of each name."""
+        if not names:
+            return np.zeros((self.S, 0))
+        return np.stack([self(f"{prefix}.{n}.{field}") for n in names], axis=1)
+
+
+def _conversions(
+    model: EnterpriseModel, v: _Values, order: list[str], r_idx: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input and output coefficients per unit and resource, (S, U, R) each."""
+    units = {u.name: u for u in model.units}
+    inputs = np.zeros((v.S, len(order), len(r_idx)))
+    outputs = np.zeros((v.S, len(order), len(r_idx)))
+    for j, n in enumerate(order):
+        for r in units[n].inputs:
+            inputs[:, j, r_idx[r]] = v(f"units.{n}.inputs.{r}")
+        for r in units[n].outputs:
+            outputs[:, j, r_idx[r]] = v(f"units.{n}.outputs.{r}")
+    return inputs, outputs
+
+
+def _storages(
+    model: EnterpriseModel, v: _Values, r_idx: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Capacity, initial level and holding cost per resource, (S, R) each (0: no storage)."""
+    cap, init, hold = (np.zeros((v.S, len(r_idx))) for _ in range(3))
+    for st in model.storages:
+        k = r_idx[st.resource]
+        cap[:, k] = v(f"storages.{st.name}.capacity")
+        init[:, k] = v(f"storages.{st.name}.initial")
+        hold[:, k] = v(f"storages.{st.name}.holding_cost")
+    if np.any(init > cap + 1e-12) or np.any(cap < 0):
+        raise ParameterError(
+            "storages: a scenario sets initial above capacity or a negative capacity"
+        )
+    return cap, init, hold
+
+
+def _markets(
+    model: EnterpriseModel, v: _Values
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Price paths (S, M, T); maximum and minimum volume and shortfall penalty (S, M)."""
+    T, S, M = model.finance.horizon, v.S, len(model.markets)
+    years = np.arange(T) / model.finance.periods_per_year
+    # Scenario-major: the compiled simulation reads one scenario's periods at a time.
+    price = np.zeros((S, M, T))
+    max_vol, min_vol, penalty = np.zeros((S, M)), np.zeros((S, M)), np.zeros((S, M))
+    for m, mk in enumerate(model.markets):
+        p = f"markets.{mk.name}"
+        if f"{p}.price" in v.series:
+            price[:, m, :] = v.series[f"{p}.price"]
+        else:
+            profile = np.asarray(mk.price_profile if mk.price_profile is not None else np.ones(T))
+            esc = v(f"{p}.escalation")
+            # The growth path is the same for every scenario unless the escalation varies: one
+            # row of powers then, not S (same loop shape, so the same bits).
+            rows = esc if f"{p}.escalation" in v.scalars else esc[:1]
+            growth = (1.0 + rows[:, None]) ** years
+            price[:, m, :] = v(f"{p}.price")[:, None] * profile[None, :] * growth
+        max_vol[:, m] = v(f"{p}.max_volume") if mk.max_volume is not None else np.inf
+        min_vol[:, m] = v(f"{p}.min_volume")
+        penalty[:, m] = v(f"{p}.shortfall_penalty")
+    if not np.all(np.isfinite(price)):
+        raise ParameterError("markets: a scenario price is NaN or infinite")
+    return price, max_vol, min_vol, penalty
+
+
 def compile_model(
     model: EnterpriseModel,
     n_scenarios: int,
@@ -98,115 +199,42 @@ def compile_model(
     (S, T) and replaces a market's whole price path (its profile and escalation included).
     """
     S = int(n_scenarios)
-    scalars = dict(scalars or {})
-    series = dict(series or {})
-    known = base_values(model)
-    for path, arr in scalars.items():
-        if path not in known:
-            raise ParameterError(f"{path}: unknown parameter path")
-        if np.shape(arr) not in {(S,), ()}:
-            raise ParameterError(f"{path}: expected {S} values, got shape {np.shape(arr)}")
-    T = model.finance.horizon
-    for path, arr in series.items():
-        if not is_series_path(path) or path not in known:
-            raise ParameterError(f"{path}: not a market price path")
-        if np.shape(arr) != (S, T):
-            raise ParameterError(f"{path}: expected shape {(S, T)}, got {np.shape(arr)}")
-
-    def value(path: str) -> np.ndarray:
-        if path in scalars:
-            out = np.asarray(scalars[path], dtype=float)
-            if not np.all(np.isfinite(out)):
-                raise ParameterError(f"{path}: scenario value is NaN or infinite")
-            return np.broadcast_to(out, (S,))
-        return np.broadcast_to(np.float64(known[path]), (S,))
-
+    v = _Values(model, S, dict(scalars or {}), dict(series or {}))
     res = [r.name for r in model.resources]
     r_idx = {r: i for i, r in enumerate(res)}
     order = model.unit_order()
-    units = {u.name: u for u in model.units}
-    U, R = len(order), len(res)
-
-    def unit_field(field: str) -> np.ndarray:
-        return (
-            np.stack([value(f"units.{n}.{field}") for n in order], axis=1)
-            if U
-            else np.zeros((S, 0))
-        )
-
-    inputs = np.zeros((S, U, R))
-    outputs = np.zeros((S, U, R))
-    for j, n in enumerate(order):
-        for r in units[n].inputs:
-            inputs[:, j, r_idx[r]] = value(f"units.{n}.inputs.{r}")
-        for r in units[n].outputs:
-            outputs[:, j, r_idx[r]] = value(f"units.{n}.outputs.{r}")
-
-    st_cap, st_init, st_hold = np.zeros((S, R)), np.zeros((S, R)), np.zeros((S, R))
-    for st in model.storages:
-        k = r_idx[st.resource]
-        st_cap[:, k] = value(f"storages.{st.name}.capacity")
-        st_init[:, k] = value(f"storages.{st.name}.initial")
-        st_hold[:, k] = value(f"storages.{st.name}.holding_cost")
-    if np.any(st_init > st_cap + 1e-12) or np.any(st_cap < 0):
-        raise ParameterError(
-            "storages: a scenario sets initial above capacity or a negative capacity"
-        )
-
-    ppy = model.finance.periods_per_year
-    years = np.arange(T) / ppy
-    M = len(model.markets)
-    # Scenario-major: the compiled simulation reads one scenario's periods at a time.
-    price = np.zeros((S, M, T))
-    max_vol, min_vol, penalty = np.zeros((S, M)), np.zeros((S, M)), np.zeros((S, M))
-    for m, mk in enumerate(model.markets):
-        p = f"markets.{mk.name}"
-        if f"{p}.price" in series:
-            price[:, m, :] = series[f"{p}.price"]
-        else:
-            profile = np.asarray(mk.price_profile if mk.price_profile is not None else np.ones(T))
-            esc = value(f"{p}.escalation")
-            # The growth path is the same for every scenario unless the escalation varies: one
-            # row of powers then, not S (same loop shape, so the same bits).
-            rows = esc if f"{p}.escalation" in scalars else esc[:1]
-            growth = (1.0 + rows[:, None]) ** years
-            price[:, m, :] = value(f"{p}.price")[:, None] * profile[None, :] * growth
-        max_vol[:, m] = value(f"{p}.max_volume") if mk.max_volume is not None else np.inf
-        min_vol[:, m] = value(f"{p}.min_volume")
-        penalty[:, m] = value(f"{p}.shortfall_penalty")
-    if not np.all(np.isfinite(price)):
-        raise ParameterError("markets: a scenario price is NaN or infinite")
-
+    inputs, outputs = _conversions(model, v, order, r_idx)
+    st_cap, st_init, st_hold = _storages(model, v, r_idx)
+    price, max_vol, min_vol, penalty = _markets(model, v)
     projects = model.projects
-    P = len(projects)
+    names = [p.name for p in projects]
 
-    def proj_field(field: str) -> np.ndarray:
-        return (
-            np.stack([value(f"projects.{p.name}.{field}") for p in projects], axis=1)
-            if P
-            else np.zeros((S, 0))
-        )
+    def unit(field: str) -> np.ndarray:
+        return v.stacked("units", order, field)
 
-    life = proj_field("life_years")
-    capacity, availability = unit_field("capacity"), unit_field("availability")
+    def project(field: str) -> np.ndarray:
+        return v.stacked("projects", names, field)
+
+    capacity, availability = unit("capacity"), unit("availability")
     for name, arr in (("capacity", capacity), ("availability", availability)):
         if np.any(arr < 0):
             raise ParameterError(f"units.*.{name}: a scenario sets a negative value")
+    ppy = model.finance.periods_per_year
     return CompiledModel(
         model=model,
         S=S,
-        T=T,
+        T=model.finance.horizon,
         periods_per_year=ppy,
         resources=res,
         units=order,
         markets=[m.name for m in model.markets],
-        projects=[p.name for p in projects],
+        projects=names,
         capacity=capacity,
         availability=np.clip(availability, 0.0, 1.0),
-        min_load=np.clip(unit_field("min_load"), 0.0, 1.0),
-        variable_cost=unit_field("variable_cost"),
-        fixed_cost=unit_field("fixed_cost"),
-        startup_cost=unit_field("startup_cost"),
+        min_load=np.clip(unit("min_load"), 0.0, 1.0),
+        variable_cost=unit("variable_cost"),
+        fixed_cost=unit("fixed_cost"),
+        startup_cost=unit("startup_cost"),
         inputs=inputs,
         outputs=outputs,
         storage_capacity=st_cap,
@@ -219,18 +247,18 @@ def compile_model(
         min_volume=min_vol,
         shortfall_penalty=penalty,
         project_unit=np.array([order.index(p.unit) for p in projects], dtype=np.int64),
-        project_capacity=proj_field("capacity"),
-        project_capex=proj_field("capex"),
+        project_capacity=project("capacity"),
+        project_capex=project("capex"),
         capex_profiles=[np.asarray(p.capex_profile, dtype=float) for p in projects],
         project_lead=np.array([p.lead_time for p in projects], dtype=np.int64),
-        project_life_periods=np.maximum(np.rint(life * ppy), 1).astype(np.int64),
-        project_salvage=proj_field("salvage_value"),
-        project_fixed_cost=proj_field("fixed_cost"),
-        discount_rate=value("finance.discount_rate").copy(),
-        tax_rate=value("finance.tax_rate").copy(),
-        receivable_days=value("finance.receivable_days").copy(),
-        payable_days=value("finance.payable_days").copy(),
-        existing_depreciation=value("finance.existing_depreciation").copy(),
+        project_life_periods=np.maximum(np.rint(project("life_years") * ppy), 1).astype(np.int64),
+        project_salvage=project("salvage_value"),
+        project_fixed_cost=project("fixed_cost"),
+        discount_rate=v("finance.discount_rate").copy(),
+        tax_rate=v("finance.tax_rate").copy(),
+        receivable_days=v("finance.receivable_days").copy(),
+        payable_days=v("finance.payable_days").copy(),
+        existing_depreciation=v("finance.existing_depreciation").copy(),
     )
 
 

@@ -124,6 +124,12 @@ class Registry:
     def url(self) -> str:
         return self._url
 
+    @property
+    def engine(self) -> Engine:
+        """The one pool of connections (with its SQLite pragmas), for read-only aggregate
+        queries over `jobs.registry_tables` (the API's usage figures): never a second pool."""
+        return self._engine
+
     def close(self) -> None:
         """Release pooled connections (the registry reconnects if used again)."""
         self._engine.dispose()

@@ -12,28 +12,30 @@ from edt_compute.finance import TABLE_METRICS
 from jobs.spec import PreparedJob
 from jobs.status import WITH_METRICS, ScenarioStatus
 
+_NOT_INPUTS = {
+    "scenario_id",
+    "status",
+    "error",
+    *TABLE_METRICS,
+    "objective",
+    "mip_gap",
+    "solve_seconds",
+    "scenario_name",
+}
+
+
+def is_input(name: str, dtype: pa.DataType) -> bool:
+    """Whether a scenario-table column is a varied (numeric) input, not a result or a label."""
+    if name in _NOT_INPUTS or name.startswith(("build_", "oat_")):
+        return False
+    return bool(pa.types.is_floating(dtype) or pa.types.is_integer(dtype))
+
 
 def _inputs(table: pa.Table, ok: np.ndarray) -> dict[str, np.ndarray]:
-    skip = {
-        "scenario_id",
-        "status",
-        "error",
-        *TABLE_METRICS,
-        "objective",
-        "mip_gap",
-        "solve_seconds",
-    }
     out = {}
     for name in table.column_names:
-        if (
-            name in skip
-            or name.startswith("build_")
-            or name.startswith("oat_")
-            or name == "scenario_name"
-        ):
-            continue
         col = table.column(name)
-        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+        if is_input(name, col.type):
             out[name] = col.to_numpy(zero_copy_only=False).astype(float)[ok]
     return out
 

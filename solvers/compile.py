@@ -205,105 +205,139 @@ def _bound(e: Any, slots: _Slots) -> Poly | None:
 
 def compile_pyomo(model: pyo.ConcreteModel) -> ParametricMilp:
     """Compile `model` (linear, one objective, dense range-indexed components)."""
-    slots = _Slots(model)
-    cols: dict[int, int] = {}
-    columns: dict[str, np.ndarray] = {}
-    var_data: list[Any] = []
-    for comp in model.component_objects(pyo.Var, descend_into=True):
-        shape = _dense_shape(comp)
-        idx = np.full(shape, -1, dtype=np.int64)
-        for key, vd in comp.items():
-            cols[id(vd)] = len(var_data)
-            idx[() if key is None else key] = len(var_data)
-            var_data.append(vd)
-        columns[comp.local_name] = idx
-    n = len(var_data)
-    objs = list(model.component_data_objects(pyo.Objective, active=True))
-    if len(objs) != 1:
-        raise ValueError(f"expected one active objective, found {len(objs)}")
-    cons = list(model.component_data_objects(pyo.Constraint, active=True))
-    m = len(cons)
-    nz_rows: list[int] = []
-    nz_cols: list[int] = []
-    nz_poly: list[Poly] = []
-    terms = _Terms()
-    base_cost, base_lo, base_up = np.zeros(n), np.zeros(n), np.zeros(n)
-    base_rlo, base_rup = np.zeros(m), np.zeros(m)
+    return _Compiler(model).compile()
 
-    def linear(expr: Any, what: str) -> tuple[list[tuple[int, Poly]], Poly]:
+
+class _Compiler:
+    """One pass over a Pyomo model: columns, their bounds, the objective and the rows, each
+    number kept as a polynomial of the model's mutable Params (`_Terms`)."""
+
+    def __init__(self, model: pyo.ConcreteModel) -> None:
+        self.model = model
+        self.slots = _Slots(model)
+        self.terms = _Terms()
+        self.cols: dict[int, int] = {}  # id of a variable's data -> its column
+        self.columns: dict[str, np.ndarray] = {}
+        self.var_data: list[Any] = []
+        for comp in model.component_objects(pyo.Var, descend_into=True):
+            idx = np.full(_dense_shape(comp), -1, dtype=np.int64)
+            for key, vd in comp.items():
+                self.cols[id(vd)] = len(self.var_data)
+                idx[() if key is None else key] = len(self.var_data)
+                self.var_data.append(vd)
+            self.columns[comp.local_name] = idx
+
+    def linear(self, expr: Any, what: str) -> tuple[list[tuple[int, Poly]], Poly]:
+        """(column, coefficient) pairs and the constant of a linear expression."""
         repn = generate_standard_repn(expr, compute_values=False, quadratic=False)
         if repn.nonlinear_expr is not None or repn.quadratic_vars:
             raise ValueError(f"{what} is not linear")
         entries = []
         for v, c in zip(repn.linear_vars, repn.linear_coefs, strict=True):
-            if id(v) not in cols:
+            if id(v) not in self.cols:
                 raise ValueError(f"{what} uses variable {v.name} that is not on the model")
-            p = _poly(c, slots)
+            p = _poly(c, self.slots)
             if p:
-                entries.append((cols[id(v)], p))
-        return entries, _poly(repn.constant, slots)
+                entries.append((self.cols[id(v)], p))
+        return entries, _poly(repn.constant, self.slots)
 
-    obj = objs[0]
-    entries, obj_const = linear(obj.expr, "objective")
-    for j, p in entries:
-        terms.add(j, p)
-    dom_lo, dom_up = np.full(n, -np.inf), np.full(n, np.inf)
-    for j, vd in enumerate(var_data):
-        dlo, dup = vd.domain.bounds()
-        dom_lo[j] = -np.inf if dlo is None else dlo
-        dom_up[j] = np.inf if dup is None else dup
-        lo, up = _bound(vd.lower, slots), _bound(vd.upper, slots)
-        if lo is None:
-            base_lo[j] = -np.inf
-        else:
-            terms.add(n + j, lo)
-        if up is None:
-            base_up[j] = np.inf
-        else:
-            terms.add(2 * n + j, up)
-    rows: dict[str, int] = {}
-    for i, con in enumerate(cons):
-        rows.setdefault(con.parent_component().local_name, i)
-        entries, const = linear(con.body, f"constraint {con.name}")
+    def column_bounds(
+        self, base_lo: np.ndarray, base_up: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Terms of the columns' bounds (targets n + j and 2n + j); returns the bounds of the
+        variables' domains, applied after evaluation."""
+        n = len(self.var_data)
+        dom_lo, dom_up = np.full(n, -np.inf), np.full(n, np.inf)
+        for j, vd in enumerate(self.var_data):
+            dlo, dup = vd.domain.bounds()
+            dom_lo[j] = -np.inf if dlo is None else dlo
+            dom_up[j] = np.inf if dup is None else dup
+            lo, up = _bound(vd.lower, self.slots), _bound(vd.upper, self.slots)
+            if lo is None:
+                base_lo[j] = -np.inf
+            else:
+                self.terms.add(n + j, lo)
+            if up is None:
+                base_up[j] = np.inf
+            else:
+                self.terms.add(2 * n + j, up)
+        return dom_lo, dom_up
+
+    def row_terms(
+        self, cons: list[Any], base_rlo: np.ndarray, base_up: np.ndarray
+    ) -> tuple[dict[str, int], list[int], list[int], list[Poly]]:
+        """Terms of the rows' bounds (targets 3n + i and 3n + m + i, the body's constant
+        moved to the bound side); returns each constraint's first row and the matrix
+        entries (row, column, coefficient) in the order met."""
+        n, m = len(self.var_data), len(cons)
+        nz_rows: list[int] = []
+        nz_cols: list[int] = []
+        nz_poly: list[Poly] = []
+        rows: dict[str, int] = {}
+        for i, con in enumerate(cons):
+            rows.setdefault(con.parent_component().local_name, i)
+            entries, const = self.linear(con.body, f"constraint {con.name}")
+            for j, p in entries:
+                nz_rows.append(i)
+                nz_cols.append(j)
+                nz_poly.append(p)
+            for target, bound, base in (
+                (3 * n + i, con.lower, base_rlo),
+                (3 * n + m + i, con.upper, base_up),
+            ):
+                bp = _bound(bound, self.slots)
+                if bp is None:
+                    base[i] = -np.inf if base is base_rlo else np.inf
+                    continue
+                _acc(bp, const, -1.0)
+                self.terms.add(target, bp)
+        return rows, nz_rows, nz_cols, nz_poly
+
+    def compile(self) -> ParametricMilp:
+        model, slots, terms = self.model, self.slots, self.terms
+        n = len(self.var_data)
+        objs = list(model.component_data_objects(pyo.Objective, active=True))
+        if len(objs) != 1:
+            raise ValueError(f"expected one active objective, found {len(objs)}")
+        cons = list(model.component_data_objects(pyo.Constraint, active=True))
+        m = len(cons)
+        base_cost, base_lo, base_up = np.zeros(n), np.zeros(n), np.zeros(n)
+        base_rlo, base_rup = np.zeros(m), np.zeros(m)
+
+        obj = objs[0]
+        entries, obj_const = self.linear(obj.expr, "objective")
         for j, p in entries:
-            nz_rows.append(i)
-            nz_cols.append(j)
-            nz_poly.append(p)
-        for target, bound, base in (
-            (3 * n + i, con.lower, base_rlo),
-            (3 * n + m + i, con.upper, base_rup),
-        ):
-            bp = _bound(bound, slots)
-            if bp is None:
-                base[i] = -np.inf if base is base_rlo else np.inf
-                continue
-            _acc(bp, const, -1.0)
-            terms.add(target, bp)
-    order = np.lexsort((np.asarray(nz_rows), np.asarray(nz_cols)))
-    nnz = len(order)
-    for pos, k in enumerate(order):
-        terms.add(3 * n + 2 * m + pos, nz_poly[k])
-    terms.add(3 * n + 2 * m + nnz, obj_const)
-    a_cols = np.asarray(nz_cols, dtype=np.int64)[order]
-    a_start = np.searchsorted(a_cols, np.arange(n + 1)).astype(np.int32)
-    width = max([len(s) for s in terms.slots] + [1])
-    slot_arr = np.zeros((len(terms.slots), width), dtype=np.int64)
-    for r, s in enumerate(terms.slots):
-        slot_arr[r, : len(s)] = s
-    return ParametricMilp(
-        n_col=n,
-        n_row=m,
-        a_start=a_start,
-        a_index=np.asarray(nz_rows, dtype=np.int32)[order],
-        integer=np.array([vd.is_integer() for vd in var_data], dtype=bool),
-        maximize=obj.sense == pyo.maximize,
-        columns=columns,
-        rows=rows,
-        param_shapes=dict(slots.shapes),
-        term_target=np.asarray(terms.target, dtype=np.int64),
-        term_const=np.asarray(terms.const, dtype=float),
-        term_slots=slot_arr,
-        base=np.concatenate([base_cost, base_lo, base_up, base_rlo, base_rup, np.zeros(nnz + 1)]),
-        domain_lower=dom_lo,
-        domain_upper=dom_up,
-    )
+            terms.add(j, p)
+        dom_lo, dom_up = self.column_bounds(base_lo, base_up)
+        rows, nz_rows, nz_cols, nz_poly = self.row_terms(cons, base_rlo, base_rup)
+        # The matrix in CSC order: its coefficients are terms 3n + 2m + position.
+        order = np.lexsort((np.asarray(nz_rows), np.asarray(nz_cols)))
+        nnz = len(order)
+        for pos, k in enumerate(order):
+            terms.add(3 * n + 2 * m + pos, nz_poly[k])
+        terms.add(3 * n + 2 * m + nnz, obj_const)
+        a_cols = np.asarray(nz_cols, dtype=np.int64)[order]
+        a_start = np.searchsorted(a_cols, np.arange(n + 1)).astype(np.int32)
+        width = max([len(s) for s in terms.slots] + [1])
+        slot_arr = np.zeros((len(terms.slots), width), dtype=np.int64)
+        for r, s in enumerate(terms.slots):
+            slot_arr[r, : len(s)] = s
+        return ParametricMilp(
+            n_col=n,
+            n_row=m,
+            a_start=a_start,
+            a_index=np.asarray(nz_rows, dtype=np.int32)[order],
+            integer=np.array([vd.is_integer() for vd in self.var_data], dtype=bool),
+            maximize=obj.sense == pyo.maximize,
+            columns=self.columns,
+            rows=rows,
+            param_shapes=dict(slots.shapes),
+            term_target=np.asarray(terms.target, dtype=np.int64),
+            term_const=np.asarray(terms.const, dtype=float),
+            term_slots=slot_arr,
+            base=np.concatenate(
+                [base_cost, base_lo, base_up, base_rlo, base_rup, np.zeros(nnz + 1)]
+            ),
+            domain_lower=dom_lo,
+            domain_upper=dom_up,
+        )

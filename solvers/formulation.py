@@ -45,18 +45,38 @@ def build_formulation(st: MilpStructure, params: Mapping[str, np.ndarray]) -> py
     """The Pyomo model of one scenario's numbers (`params` from `scenario_params`)."""
     m = pyo.ConcreteModel(name="edt_planning")
     _add_params(m, params)
-    T, U, M, P = st.T, len(st.units), len(st.markets), len(st.projects)
-    TT, UU, MM, PP = range(T), range(U), range(M), range(P)
-    stored = {r: k for k, r in enumerate(st.stored)}
-    pu = st.project_units
+    _variables(m, st)
+    _plant_rows(m, st)
+    _balance_rows(m, st)
+    _account_rows(m, st)
+    _objective(m, st)
+    return m
 
+
+def _online(m: pyo.ConcreteModel, st: MilpStructure, p: int, t: int) -> Expr:
+    """1 if project p's capacity is available in period t (built by t - lead)."""
+    return sum((m.build[p, b] for b in range(t - st.project_lead[p] + 1)), start=0.0)
+
+
+def _added(m: pyo.ConcreteModel, st: MilpStructure, u: int, t: int, coef: Any) -> Expr:
+    """What the projects online in period t add to unit u, each `coef[p]`."""
+    return sum((coef[p] * _online(m, st, p, t) for p in st.projects_of(u)), start=0.0)
+
+
+def _variables(m: pyo.ConcreteModel, st: MilpStructure) -> None:
+    TT, UU, MM, PP = (
+        range(st.T),
+        range(len(st.units)),
+        range(len(st.markets)),
+        range(len(st.projects)),
+    )
     m.x = pyo.Var(UU, TT, within=pyo.NonNegativeReals)
     m.on = pyo.Var(UU, TT, within=pyo.Binary, bounds=lambda m, u, t: (0, m.onmax[u]))
     m.start = pyo.Var(UU, TT, bounds=(0, 1))
     m.v = pyo.Var(MM, TT, bounds=lambda m, k, t: (0, m.vmax[k]))
     m.sh = pyo.Var(MM, TT, bounds=lambda m, k, t: (0, m.shmax[k]))
-    m.stock = pyo.Var(range(len(stored)), TT, bounds=lambda m, k, t: (0, m.scap[k]))
-    m.w = pyo.Var(range(len(pu)), TT, bounds=lambda m, j, t: (m.w_lb[j], 1))
+    m.stock = pyo.Var(range(len(st.stored)), TT, bounds=lambda m, k, t: (0, m.scap[k]))
+    m.w = pyo.Var(range(len(st.project_units)), TT, bounds=lambda m, j, t: (m.w_lb[j], 1))
     m.build = pyo.Var(PP, TT, within=pyo.Binary, bounds=lambda m, p, b: (0, m.allowed[p, b]))
     m.depreciating = pyo.Var(PP, TT, bounds=(0, 1))
     m.rev = pyo.Var(TT)
@@ -65,34 +85,34 @@ def build_formulation(st: MilpStructure, params: Mapping[str, np.ndarray]) -> py
     m.dep = pyo.Var(TT)
     m.tax = pyo.Var(TT, within=pyo.NonNegativeReals)
 
-    def online(p: int, t: int) -> Expr:
-        """1 if project p's capacity is available in period t (built by t - lead)."""
-        return sum((m.build[p, b] for b in range(t - st.project_lead[p] + 1)), start=0.0)
 
-    def added(u: int, t: int, coef: Any) -> Expr:
-        return sum((coef[p] * online(p, t) for p in st.projects_of(u)), start=0.0)
-
-    # Capacity and minimum load. A unit no project expands has bigm = cap and no cap_row, so
-    # on_cap and min_load read floor cap on <= x <= cap on. With projects, cap_row bounds x by
-    # the capacity online, x <= bigm on switches the unit off, and the min-load row is relaxed
-    # by floor bigm when off (bigm >= any capacity the unit can reach).
+def _plant_rows(m: pyo.ConcreteModel, st: MilpStructure) -> None:
+    """Capacity, minimum load, start-ups, installed capacity, one build per project."""
+    TT, UU, PP = range(st.T), range(len(st.units)), range(len(st.projects))
+    pu = st.project_units
+    # A unit no project expands has bigm = cap and no cap_row, so on_cap and min_load read
+    # floor cap on <= x <= cap on. With projects, cap_row bounds x by the capacity online,
+    # x <= bigm on switches the unit off, and the min-load row is relaxed by floor bigm when
+    # off (bigm >= any capacity the unit can reach).
     m.cap_row = pyo.Constraint(
         [(u, t) for u in pu for t in TT],
-        rule=lambda m, u, t: m.x[u, t] <= m.cap[u] + added(u, t, m.pcap),
+        rule=lambda m, u, t: m.x[u, t] <= m.cap[u] + _added(m, st, u, t, m.pcap),
     )
     m.on_cap = pyo.Constraint(UU, TT, rule=lambda m, u, t: m.x[u, t] <= m.bigm[u] * m.on[u, t])
     m.min_load = pyo.Constraint(
         UU,
         TT,
         rule=lambda m, u, t: (
-            m.x[u, t] - m.floor[u] * added(u, t, m.pcap) - m.floor[u] * m.bigm[u] * m.on[u, t]
+            m.x[u, t]
+            - m.floor[u] * _added(m, st, u, t, m.pcap)
+            - m.floor[u] * m.bigm[u] * m.on[u, t]
             >= m.floor[u] * m.cap[u] - m.floor[u] * m.bigm[u]
         ),
     )
     # A unit without capacity cannot be "on": that would dodge a start-up cost the kernel counts.
     m.on_avail = pyo.Constraint(
         [(u, t) for u in pu for t in TT],
-        rule=lambda m, u, t: m.on[u, t] - added(u, t, m.p_on) <= m.has_cap[u],
+        rule=lambda m, u, t: m.on[u, t] - _added(m, st, u, t, m.p_on) <= m.has_cap[u],
     )
     m.startup_row = pyo.Constraint(
         UU,
@@ -103,10 +123,15 @@ def build_formulation(st: MilpStructure, params: Mapping[str, np.ndarray]) -> py
     )
     m.installed = pyo.Constraint(
         [(j, p, t) for j, u in enumerate(pu) for p in st.projects_of(u) for t in TT],
-        rule=lambda m, j, p, t: m.w[j, t] - m.p_new[p] * online(p, t) >= 0,
+        rule=lambda m, j, p, t: m.w[j, t] - m.p_new[p] * _online(m, st, p, t) >= 0,
     )
     m.once = pyo.Constraint(PP, rule=lambda m, p: sum(m.build[p, b] for b in TT) <= 1)
 
+
+def _balance_rows(m: pyo.ConcreteModel, st: MilpStructure) -> None:
+    """Market shortfalls, and the balance of every resource something touches."""
+    TT, MM = range(st.T), range(len(st.markets))
+    stored = {r: k for k, r in enumerate(st.stored)}
     m.shortfall = pyo.Constraint(MM, TT, rule=lambda m, k, t: m.v[k, t] + m.sh[k, t] >= m.vmin[k])
 
     def balance(m: pyo.ConcreteModel, r: int, t: int) -> Expr:
@@ -133,6 +158,16 @@ def build_formulation(st: MilpStructure, params: Mapping[str, np.ndarray]) -> py
     )
     m.balance = pyo.Constraint([(r, t) for r in sorted(touched) for t in TT], rule=balance)
 
+
+def _account_rows(m: pyo.ConcreteModel, st: MilpStructure) -> None:
+    """Revenue, payments, EBITDA, depreciation and tax per period, as the kernel's accounts."""
+    TT, UU, MM, PP = (
+        range(st.T),
+        range(len(st.units)),
+        range(len(st.markets)),
+        range(len(st.projects)),
+    )
+    n_pu, n_stored = len(st.project_units), len(st.stored)
     sells = [k for k in MM if st.market_sells[k]]
     buys = [k for k in MM if not st.market_sells[k]]
     m.rev_def = pyo.Constraint(
@@ -150,10 +185,10 @@ def build_formulation(st: MilpStructure, params: Mapping[str, np.ndarray]) -> py
     def ebitda(m: pyo.ConcreteModel, t: int) -> Expr:
         costs = (
             m.fixed0
-            + sum((m.fixed_pu[j] * m.w[j, t] for j in range(len(pu))), start=0.0)
-            + sum((m.pfixed[p] * online(p, t) for p in PP), start=0.0)
+            + sum((m.fixed_pu[j] * m.w[j, t] for j in range(n_pu)), start=0.0)
+            + sum((m.pfixed[p] * _online(m, st, p, t) for p in PP), start=0.0)
             + sum((m.startup[u] * m.start[u, t] for u in UU), start=0.0)
-            + sum((m.hold[k] * m.stock[k, t] for k in range(len(stored))), start=0.0)
+            + sum((m.hold[k] * m.stock[k, t] for k in range(n_stored)), start=0.0)
             + sum((m.penalty[k] * m.sh[k, t] for k in MM), start=0.0)
         )
         return m.ebitda[t] == m.rev[t] - m.pay[t] - costs
@@ -180,6 +215,9 @@ def build_formulation(st: MilpStructure, params: Mapping[str, np.ndarray]) -> py
         TT, rule=lambda m, t: m.tax[t] - m.tax_rate * (m.ebitda[t] - m.dep[t]) >= 0
     )
 
+
+def _objective(m: pyo.ConcreteModel, st: MilpStructure) -> None:
+    TT, PP = range(st.T), range(len(st.projects))
     m.npv = pyo.Objective(
         expr=sum(
             m.disc[t] * (m.ebitda[t] - m.tax[t]) + m.w_rev[t] * m.rev[t] + m.w_pay[t] * m.pay[t]
@@ -188,4 +226,3 @@ def build_formulation(st: MilpStructure, params: Mapping[str, np.ndarray]) -> py
         + sum((m.bval[p, b] * m.build[p, b] for p in PP for b in TT), start=0.0),
         sense=pyo.maximize,
     )
-    return m

@@ -18,6 +18,36 @@ from tests.support import free_port
 
 BIN = Path(sys.executable).parent
 
+# ---- PostgreSQL: a fresh schema of a reachable server, or the case skips -----------
+
+# Override to test against another server; unreachable means the PostgreSQL cases skip.
+PG_SQLA_URL = os.environ.get(
+    "EDT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PG_ADMIN_URL = PG_SQLA_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _pg_connect() -> Any:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        return psycopg.connect(PG_ADMIN_URL, connect_timeout=3, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL confined to a fresh schema (via search_path), dropped afterwards,
+    so parallel test runs never see each other's tables."""
+    schema = f"edt_test_{uuid.uuid4().hex[:12]}"
+    with _pg_connect() as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield f"{PG_SQLA_URL}?options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 # ---- S3: a real S3-protocol server (moto) on loopback --------------------------------
 
 

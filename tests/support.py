@@ -1,4 +1,5 @@
-"""Test tools: a free port, polling for a condition, and a fault-injecting TCP proxy."""
+"""Test tools: a free port, polling for a condition, a fault-injecting TCP proxy, and the
+bit-identity check of two scenario tables."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import socket
 import threading
 import time
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -23,6 +27,18 @@ def wait_for(predicate: Any, timeout: float = 300.0, what: str = "condition") ->
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
         time.sleep(0.05)  # polling interval
+
+
+def assert_identical(a: pa.Table, b: pa.Table) -> None:
+    """Same schema and bit-identical values (NaN included, which Table.equals treats as unequal)."""
+    assert a.schema.equals(b.schema)
+    for name in a.column_names:
+        x = a.column(name).to_numpy(zero_copy_only=False)
+        y = b.column(name).to_numpy(zero_copy_only=False)
+        if x.dtype.kind == "f":
+            assert np.array_equal(x.view(np.int64), y.view(np.int64)), name
+        else:
+            assert list(x) == list(y), name
 
 
 class FaultProxy:

@@ -22,7 +22,7 @@ from jobs.registry import Registry
 from jobs.spec import PreparedJob, prepare_job
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
-from tests.test_jobs import assert_identical
+from tests.support import assert_identical
 
 RATE, YEARS, VOLUME, GAS, PRICE = 0.1, 8, 100.0, 2.0, 10.0
 TRUE_MEAN = float(npf.npv(RATE, [VOLUME * (PRICE - GAS)] * YEARS))

@@ -66,6 +66,9 @@ def _job_routes(job_id: str) -> list[tuple[str, str]]:
         ("GET", f"{base}/results"),
         ("GET", f"{base}/results?format=parquet"),
         ("GET", f"{base}/results?format=csv"),
+        ("GET", f"{base}/figures"),
+        ("GET", f"{base}/discover"),
+        ("GET", f"{base}/report"),
     ]
 
 
@@ -102,7 +105,7 @@ def test_a_hashed_key_in_the_tokens_file_accepts_its_token(serve: Server) -> Non
 def test_another_tenants_job_is_404_on_every_job_route(serve: Server) -> None:
     url, s = serve()
     job_id = _submit(url, "acme-submitter")["id"]
-    ResultStore(s.storage_url()).write_part(job_id, pa.table({"scenario_id": [0]}), 0)
+    ResultStore(s.storage).write_part(job_id, pa.table({"scenario_id": [0]}), 0)
     for method, path in _job_routes(job_id):
         r = httpx.request(method, url + path, headers=auth("globex-submitter"))
         assert r.status_code == 404, (method, path, r.text)
@@ -172,7 +175,7 @@ def test_each_quota_answers_429_naming_the_limit_and_the_current_use(serve: Serv
     # Another tenant has its own count.
     _submit(url, "globex-submitter")
 
-    reg = Registry(s.registry_url())
+    reg = Registry(s.registry)
     reg.set_status(first, JobStatus.RUNNING)
     reg.record_chunk(first, 0, 10, "node", "path", compute_seconds=12.5)
     reg.set_status(first, JobStatus.SUCCEEDED)
@@ -254,7 +257,7 @@ def test_nan_and_infinities_are_refused(serve: Server, number: str) -> None:
 def test_jobs_are_listed_newest_first_filtered_by_status_and_label_and_paged(serve: Server) -> None:
     url, s = serve()
     ids = [_submit(url, labels={"team": "a" if i % 2 else "b"})["id"] for i in range(5)]
-    Registry(s.registry_url()).request_cancel(ids[0])
+    Registry(s.registry).request_cancel(ids[0])
     with Client(url, "acme-viewer") as c:
         assert [j.id for j in c.jobs().data] == ids[::-1]
         assert [j.id for j in c.jobs(status="cancelled").data] == [ids[0]]
@@ -269,7 +272,7 @@ def test_jobs_are_listed_newest_first_filtered_by_status_and_label_and_paged(ser
 
 def _fill_results(s: Settings, job_id: str, parts: int = 4, rows: int = 10) -> pa.Table:
     """Parts as a supervisor commits them, with a NaN IRR and an all-null error column."""
-    store, reg = ResultStore(s.storage_url()), Registry(s.registry_url())
+    store, reg = ResultStore(s.storage), Registry(s.registry)
     reg.set_status(job_id, JobStatus.RUNNING)
     tables = []
     for k in range(parts):
@@ -333,8 +336,8 @@ def test_job_detail_summary_and_usage(serve: Server) -> None:
         _fill_results(s, job_id)
         job = c.job(job_id)
         assert job.status is JobStatus.RUNNING and job.progress == 1.0
-        assert job.storage == f"{s.storage_url()}/jobs/{job_id}"
-        ResultStore(s.storage_url()).write_json(job_id, "summary.json", {"scenarios": 40})
+        assert job.storage == f"{s.storage}/jobs/{job_id}"
+        ResultStore(s.storage).write_json(job_id, "summary.json", {"scenarios": 40})
         assert c.summary(job_id) == {"scenarios": 40}
         usage = c.usage().data
         assert [(u.tenant, u.jobs, u.scenarios, u.cpu_seconds) for u in usage] == [
@@ -451,7 +454,7 @@ def test_an_adaptive_jobs_detail_shows_its_last_checkpoint_per_target(serve: Ser
         {**row, "n": 1024, "half_width": 0.21},
         {**row, "n": 1024, "statistic": "prob_negative", "met": True},
     ]
-    ResultStore(s.storage_url()).write_json(job_id, "convergence.json", {"history": history})
+    ResultStore(s.storage).write_json(job_id, "convergence.json", {"history": history})
     got = httpx.get(f"{url}/v1/jobs/{job_id}", headers=h).json()["convergence"]
     assert [(c["n"], c["statistic"], c["half_width"]) for c in got] == [
         (1024, "mean", 0.21),

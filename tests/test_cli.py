@@ -168,3 +168,55 @@ def test_a_malformed_fault_timeout_is_a_bad_setting(
     )
     assert code == 2 and "EDT_FAULT_TIMEOUT" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_models_lists_every_bundled_model() -> None:
+    from edt_compute.library import list_models
+
+    code, out, _ = _invoke("models")
+    assert code == 0
+    names = [line.split(":", 1)[0] for line in out.splitlines() if ":" in line]
+    assert set(list_models()) <= set(names) and list_models()
+
+
+def test_models_name_lists_its_paths_with_the_values_of_the_model_file() -> None:
+    import yaml
+
+    import edt_compute.library
+
+    folder = Path(edt_compute.library.__file__).parent
+    raw = yaml.safe_load((folder / "methanol_ammonia.yaml").read_text())
+    reformer = next(u for u in raw["units"] if u["name"] == "reformer")
+    gas = reformer["inputs"]["natural_gas"]
+    code, out, _ = _invoke("models", "methanol_ammonia")
+    assert code == 0
+    row = next(line for line in out.splitlines() if "units.reformer.inputs.natural_gas" in line)
+    assert f"{gas:g}" in row.split("natural_gas", 1)[1]
+
+
+def test_models_of_an_unknown_name_is_one_line() -> None:
+    code, _, err = _invoke("models", "no_such_plant")
+    assert code == 2 and "no_such_plant" in err and len(err.strip().splitlines()) <= 2
+
+
+def test_validate_of_a_good_job_says_what_it_would_run() -> None:
+    job = Path(__file__).resolve().parents[1] / "examples" / "jobs" / "methanol_mc.yaml"
+    spec = yaml_load(job)
+    code, out, _ = _invoke("validate", str(job))
+    assert code == 0
+    assert f"valid ({spec['scenarios']['samples']:,} scenarios" in out and "methanol_ammonia" in out
+
+
+def test_cancel_of_a_queued_job_is_requested_and_recorded(reg: Registry) -> None:
+    rec = reg.create_job(None, "j", {}, "h", 10, 1)
+    code, out, _ = _invoke("cancel", rec.id, "--registry", reg.url)
+    after = reg.get(rec.id)
+    assert code == 0 and after.status.value in out
+    assert after.cancel_requested or after.status is JobStatus.CANCELLED
+
+
+def yaml_load(path: Path) -> dict[str, object]:
+    import yaml
+
+    data: dict[str, object] = yaml.safe_load(path.read_text())
+    return data

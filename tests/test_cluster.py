@@ -17,7 +17,7 @@ from jobs.registry import Registry
 from jobs.spec import prepare_job
 from jobs.status import JobStatus
 from jobs.storage import ResultStore
-from tests.test_jobs import assert_identical
+from tests.support import assert_identical
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_local")]
 
@@ -184,3 +184,59 @@ def test_more_workers_than_cpus_does_not_wait_forever(tmp_path: Path) -> None:
     rec = runner.submit(prepare_job(_job(samples=30)), chunk_size=10)
     assert runner.run(rec.id).status == JobStatus.SUCCEEDED
     assert runner.store.read_json(rec.id, "manifest.json")["workers"] == 2
+
+
+def test_a_plan_cut_short_by_the_time_limit_is_a_time_limit_row_that_counts(
+    tmp_path: Path,
+) -> None:
+    # steel_minimill's MILP takes seconds to close a zero gap; 0.3 s stops it with a plan
+    # (HiGHS finds one within ~0.02 s here), so rows are time_limit with a positive gap.
+    job = prepare_job(
+        {
+            "name": "time-limit",
+            "model": "steel_minimill",
+            "mode": "optimize",
+            "scenarios": {
+                "kind": "list",
+                "scenarios": [{"name": "base"}, {"name": "base-again"}],
+            },
+            "solver": {"time_limit": 0.3, "mip_gap": 0.0},
+        }
+    )
+    runner = _runner(tmp_path, "t", 1)
+    rec = runner.submit(job, chunk_size=2)
+    final = runner.run(rec.id)
+    assert final.status == JobStatus.SUCCEEDED
+    df = runner.store.read_scenarios(rec.id).to_pandas()
+    limited = df[df.status == "time_limit"]
+    assert len(limited) >= 1, df[["status", "error", "mip_gap"]]
+    assert (limited.mip_gap > 0).all() and np.isfinite(limited.objective).all()
+    # Rows that count are not failed: the registry and the summary agree with the table.
+    failed = int(df.status.isin(["infeasible", "error"]).sum())
+    assert final.scenarios_failed == failed
+    summary = runner.store.read_json(rec.id, "summary.json")
+    assert summary["status_counts"]["time_limit"] == len(limited)
+    assert summary["npv"]["count"] == int(df.status.isin(["ok", "time_limit"]).sum())
+
+
+def test_object_storage_settings_set_after_ray_started_reach_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    from cluster.pool import start_pool, stop_pool
+
+    # Set now, after the session's Ray started: only the pool's runtime_env can carry them.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1/forwarded")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "forwarded-key")
+    monkeypatch.setenv("EDT_NOT_FORWARDED", "x")
+    actors = start_pool(str(tmp_path / "res"), 1)
+    try:
+        pid = ray.get(actors[0].pid.remote())
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        env = dict(kv.decode().split("=", 1) for kv in raw if b"=" in kv)
+    finally:
+        stop_pool(actors)
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1/forwarded"
+    assert env["AWS_ACCESS_KEY_ID"] == "forwarded-key"
+    assert "EDT_NOT_FORWARDED" not in env

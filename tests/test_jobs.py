@@ -17,6 +17,7 @@ from edt_compute.simulation import simulate
 from edt_compute.validation import SpecError
 from jobs.evaluate import ChunkEvaluator, evaluate_chunk
 from jobs.spec import JobSpec, PreparedJob, load_job, prepare_job
+from tests.support import assert_identical
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "jobs"
 
@@ -117,18 +118,6 @@ def test_npv_is_the_incremental_npv_of_the_project() -> None:
 
     expected = [npf.npv(rate, with_p.fcf[i] - without.fcf[i]) for i in range(5)]
     assert np.allclose(table.column("npv").to_numpy(), expected, rtol=1e-9)
-
-
-def assert_identical(a: pa.Table, b: pa.Table) -> None:
-    """Same schema and bit-identical values (NaN included, which Table.equals treats as unequal)."""
-    assert a.schema.equals(b.schema)
-    for name in a.column_names:
-        x = a.column(name).to_numpy(zero_copy_only=False)
-        y = b.column(name).to_numpy(zero_copy_only=False)
-        if x.dtype.kind == "f":
-            assert np.array_equal(x.view(np.int64), y.view(np.int64)), name
-        else:
-            assert list(x) == list(y), name
 
 
 def test_chunks_give_identical_rows_whatever_the_split() -> None:

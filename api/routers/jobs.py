@@ -206,7 +206,7 @@ def resume_job(job_id: JobId, state: State, caller: Caller) -> JobPublic:
         resumed = state.resume(
             state.registry,
             job_id,
-            address=state.settings.address or None,
+            address=state.settings.address,
             workers=state.settings.workers,
         )
     except ValueError as exc:
