@@ -43,6 +43,19 @@ def print_summary(job_id: str, summary: dict[str, Any], store: Any) -> None:
         rows.append(("stopped", f"{conv['n']:,} of max {conv['max_samples']:,} ({how})"))
         final = [r for r in conv["history"] if r["n"] == conv["n"]]
         rows += [("target", interval_text(r)) for r in final]
+    dec = summary.get("decision")
+    if dec:
+        sched = ", ".join(
+            f"{p} {'never' if b < 0 else f'at {b}'}" for p, b in dec["schedule"].items()
+        )
+        oos = dec["out_of_sample"]
+        rows.append(("decision", f"{sched} ({dec['method']})"))
+        rows.append(("decision objective", fmt(dec["objective"])))
+        rows.append(("VSS / EVPI", f"{fmt(dec['vss'])} / {fmt(dec['evpi'])}"))
+        where = "in-sample" if oos.get("in_sample") else f"out-of-sample n={oos['n']:,}"
+        rows.append(
+            (f"E[NPV] {where}", f"{fmt(oos['mean'])} [{fmt(oos['lower'])}, {fmt(oos['upper'])}]")
+        )
     if summary.get("share_built") is not None:
         rows.append(("projects built", fmt(summary["share_built"], pct=True)))
     for k, v in rows:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import ray
 
+from jobs.decide_tasks import DecisionEvaluator, Task
 from jobs.evaluate import ChunkEvaluator, ChunkResult
 from jobs.faults import StorageUnavailable, one_line, storage_fault
 from jobs.spec import prepare_job
@@ -43,6 +44,7 @@ class ChunkWorker:
     def __init__(self, store_url: str) -> None:
         self.store = ResultStore(store_url)
         self.evaluators: dict[str, ChunkEvaluator] = {}
+        self.deciders: dict[str, DecisionEvaluator] = {}
         self.unwritten: dict[tuple[str, int], ChunkResult] = {}
         crash = os.environ.get(CRASH_IDS_ENV, "")
         self._crash_ids = {int(x) for x in crash.split(",") if x.strip()}
@@ -50,10 +52,17 @@ class ChunkWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def _evaluator(self, spec_hash: str, job_doc: dict[str, Any], milp: Any) -> ChunkEvaluator:
+    def _evaluator(
+        self,
+        spec_hash: str,
+        job_doc: dict[str, Any],
+        milp: Any,
+        decision: dict[str, int] | None = None,
+    ) -> ChunkEvaluator:
         ev = self.evaluators.get(spec_hash)
         if ev is None:
-            ev = self.evaluators[spec_hash] = ChunkEvaluator(prepare_job(job_doc), milp=milp)
+            job = prepare_job(job_doc)
+            ev = self.evaluators[spec_hash] = ChunkEvaluator(job, milp=milp, decision=decision)
             if len(self.evaluators) > 4:  # keep a few jobs' models, not all ever seen
                 self.evaluators.pop(next(iter(self.evaluators)))
         return ev
@@ -68,12 +77,30 @@ class ChunkWorker:
         if self._crash_ids and not self._crash_ids.isdisjoint(ids.tolist()):
             os._exit(17)  # what a segfault or the OOM killer does to a worker
 
-    def probe(self, spec_hash: str, job_doc: dict[str, Any], milp: Any, ids: Sequence[int]) -> int:
+    def probe(
+        self,
+        spec_hash: str,
+        job_doc: dict[str, Any],
+        milp: Any,
+        ids: Sequence[int],
+        decision: dict[str, int] | None = None,
+    ) -> int:
         """Evaluate scenarios without writing anything: does this subset kill the worker?"""
         arr = np.asarray(ids, dtype=np.int64)
         self._hooks(-1, arr)
-        self._evaluator(spec_hash, job_doc, milp).evaluate(arr)
+        self._evaluator(spec_hash, job_doc, milp, decision).evaluate(arr)
         return len(arr)
+
+    def decide(
+        self, spec_hash: str, job_doc: dict[str, Any], milp: Any, task: Task
+    ) -> dict[str, Any]:
+        """One decide-mode task (`jobs.decide_tasks`): solves only, nothing written."""
+        ev = self.deciders.get(spec_hash)
+        if ev is None:
+            ev = self.deciders[spec_hash] = DecisionEvaluator(prepare_job(job_doc), milp)
+            while len(self.deciders) > 4:
+                self.deciders.pop(next(iter(self.deciders)))
+        return ev.run(task)
 
     def run(
         self,
@@ -85,9 +112,11 @@ class ChunkWorker:
         start: int,
         stop: int,
         crashed: Sequence[int] = (),
+        decision: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """Evaluate scenarios start..stop-1 and write their part; `crashed` ids (found to
-        kill their worker) are recorded as errors without being evaluated."""
+        kill their worker) are recorded as errors without being evaluated; `decision`: decide
+        mode's chosen schedule, under which the scenarios are evaluated."""
         t0 = time.perf_counter()
         key = (job_id, chunk)
         result = self.unwritten.get(key)
@@ -95,7 +124,7 @@ class ChunkWorker:
             ids = np.arange(start, stop, dtype=np.int64)
             live = np.setdiff1d(ids, np.asarray(crashed, dtype=np.int64))
             self._hooks(chunk, live)
-            ev = self._evaluator(spec_hash, job_doc, milp)
+            ev = self._evaluator(spec_hash, job_doc, milp, decision)
             result = ev.evaluate(ids, skip={int(i): CRASH_MESSAGE for i in crashed})
         t1 = time.perf_counter()
         try:

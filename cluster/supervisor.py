@@ -39,6 +39,7 @@ from cluster.pool import start_pool, stop_pool
 from cluster.runtime import connect
 from cluster.slots import ActorSlots
 from jobs.adaptive import PrefixMonitor, trim_to_prefix
+from jobs.decide import decision_line
 from jobs.faults import (
     InfrastructureError,
     Outage,
@@ -139,6 +140,7 @@ class JobRunner:
         self.stats = RunStats()
         self.monitor: PrefixMonitor | None = None
         self._queue: ChunkQueue | None = None
+        self._decision: dict[str, int] | None = None
 
     # ---- retried access to the registry and storage ---------------------------------
 
@@ -290,7 +292,7 @@ class JobRunner:
 
     def _milp_ref(self, job: PreparedJob) -> Any:
         """Optimize mode: the MILP compiled once here, shared with every actor."""
-        if job.spec.mode != "optimize":
+        if job.spec.mode not in ("optimize", "decide"):
             return None
         from solvers import compile_milp
 
@@ -299,7 +301,7 @@ class JobRunner:
     def _dispatch(self, record: JobRecord, job: PreparedJob, size: int, beat: Heartbeat) -> None:
         """Every chunk without a committed part through the pool, until none is left (or
         the job is cancelled, its rule met, or a fault outlasts its budget: `_Stop`)."""
-        d = self._begin(record, job, size)
+        d = self._begin(record, job, size, beat)
         while d.queue or d.slots:
             self._fill(d)
             if d.cancelled and not d.slots:
@@ -316,7 +318,7 @@ class JobRunner:
         if needed:
             raise RuntimeError(d.parked[needed[0]])
 
-    def _begin(self, record: JobRecord, job: PreparedJob, size: int) -> _Dispatch:
+    def _begin(self, record: JobRecord, job: PreparedJob, size: int, beat: Heartbeat) -> _Dispatch:
         """The chunks left to compute, a pool sized for them, and the counts so far."""
         committed = self._reg(record.id, lambda: self.registry.committed_chunks(record.id))
         self._start_monitor(record, job, size)
@@ -326,8 +328,14 @@ class JobRunner:
         queue = self._queue = ChunkQueue(pending, bounds)
         self.stats.dispatched = []
         n_actors = max(1, min(self._pool_size(), len(pending) or 1))
+        if job.spec.mode == "decide":
+            n_actors = self._pool_size()  # the decision's tasks are many more than its chunks
         self.actors = start_pool(self.store.url, n_actors)
         self.actor_pids = ray.get([a.pid.remote() for a in self.actors])
+        doc_ref, milp_ref = ray.put(dict(record.spec)), self._milp_ref(job)
+        self._decision = None
+        if job.spec.mode == "decide":
+            self._decision = self._decide(record, job, doc_ref, milp_ref, beat)
         done = sum(c.rows for c in self._reg(record.id, lambda: self.registry.chunks(record.id)))
         return _Dispatch(
             record=record,
@@ -337,8 +345,8 @@ class JobRunner:
             # Two tasks queued per actor: the next one starts while the driver records the last.
             slots=ActorSlots(self.actors, _PER_ACTOR),
             outage=Outage(self.fault_seconds),
-            doc_ref=ray.put(dict(record.spec)),
-            milp_ref=self._milp_ref(job),
+            doc_ref=doc_ref,
+            milp_ref=milp_ref,
             done=done,
             failed=record.scenarios_failed,
             base_done=done,
@@ -425,13 +433,56 @@ class JobRunner:
     ) -> Any:
         actor = self.actors[a]
         if work.probe is not None:
-            return actor.probe.remote(record.spec_hash, doc_ref, milp_ref, list(work.probe))
+            return actor.probe.remote(
+                record.spec_hash, doc_ref, milp_ref, list(work.probe), self._decision
+            )
         self.stats.dispatched.append(work.chunk)
         start, stop = bounds[work.chunk]
         crashed = self._queue_crashed(work)
         return actor.run.remote(
-            record.id, record.spec_hash, doc_ref, milp_ref, work.chunk, start, stop, crashed
+            record.id,
+            record.spec_hash,
+            doc_ref,
+            milp_ref,
+            work.chunk,
+            start,
+            stop,
+            crashed,
+            self._decision,
         )
+
+    def _decide(
+        self, record: JobRecord, job: PreparedJob, doc_ref: Any, milp_ref: Any, beat: Heartbeat
+    ) -> dict[str, int]:
+        """Decide mode: the schedule every scenario is then evaluated under. decision.json is
+        written as soon as it is known, so that a resumed job does not search again."""
+        from cluster.decide import ray_runner
+        from jobs.decide import decide
+        from jobs.decide_tasks import DecisionEvaluator
+
+        jid = record.id
+        if self._io(jid, lambda: self.store.exists(jid, "decision.json")):
+            doc = self._io(jid, lambda: self.store.read_json(jid, "decision.json"))
+        else:
+            self._reg(jid, lambda: self.registry.set_message(jid, "choosing the build schedule"))
+
+            def poll() -> None:
+                now = self._reg(jid, lambda: self.registry.get(jid))
+                beat.check(now)
+                if now.status.is_terminal():
+                    raise JobBusy(f"job {jid} was ended elsewhere: {now.status.value}")
+                if now.cancel_requested:
+                    raise _Stop(JobStatus.CANCELLED)
+
+            run = ray_runner(self.actors, record.spec_hash, doc_ref, milp_ref, poll)
+            t0 = time.perf_counter()
+            doc = decide(job, run, DecisionEvaluator(job, ray.get(milp_ref)))
+            log.info(
+                "job %s: decision %s in %.1f s", jid, doc["schedule"], time.perf_counter() - t0
+            )
+            self._io(jid, lambda: self.store.write_json(jid, "decision.json", doc))
+            self._reg(jid, lambda: self.registry.set_message(jid, None))
+        return {str(p): int(b) for p, b in doc["schedule"].items()}
 
     def _queue_crashed(self, work: Work) -> list[int]:
         return self._queue.crashed_ids(work.chunk) if self._queue is not None else []
@@ -529,6 +580,10 @@ class JobRunner:
         if table.num_rows != total:
             raise RuntimeError(f"job {jid}: {table.num_rows} scenario rows for {total} scenarios")
         summary = build_summary(table, job, convergence)
+        if job.spec.mode == "decide":
+            summary["decision"] = decision_line(
+                self._io(jid, lambda: self.store.read_json(jid, "decision.json"))
+            )
         self._io(jid, lambda: self.store.write_json(jid, "summary.json", summary))
         if self.monitor is not None:
             # The registry's counts are the final dataset's, not what was computed.

@@ -51,10 +51,19 @@ class _Columns:
 class ChunkEvaluator:
     """Evaluates chunks of one job; holds what is worth building once (the MILP model)."""
 
-    def __init__(self, job: PreparedJob, milp: Any = None) -> None:
+    def __init__(
+        self, job: PreparedJob, milp: Any = None, decision: Mapping[str, int] | None = None
+    ) -> None:
         """`milp`: the job's MILP already compiled (`solvers.compile_milp`), so that this
-        evaluator never builds the Pyomo model itself."""
+        evaluator never builds the Pyomo model itself. `decision` (decide mode): the chosen
+        build period per project (-1 = never), fixed in every scenario's MILP."""
         self.job = job
+        self.decision: np.ndarray | None = None
+        if job.spec.mode == "decide":
+            if decision is None:
+                raise ValueError("decide mode: give the decision to evaluate the scenarios under")
+            names = [p.name for p in job.model.projects]
+            self.decision = np.array([int(decision.get(n, -1)) for n in names], dtype=np.int64)
         self.base = base_values(job.model)
         self._milp = milp
         self._planner: Any = None
@@ -141,7 +150,10 @@ class ChunkEvaluator:
             self._planner = PlanningModel(self.job.model, self.job.spec.solver, milp=self._milp)
         none = np.full(len(cm.projects), -1, dtype=np.int64)
         for s, i in enumerate(idx):
-            res = self._planner.solve(cm, s, free=self.selected)
+            if self.decision is None:
+                res = self._planner.solve(cm, s, free=self.selected)
+            else:
+                res = self._planner.solve(cm, s, builds=self.decision)
             out.column("objective")[i] = res.objective
             out.column("mip_gap")[i] = res.mip_gap
             out.column("solve_seconds")[i] = res.solve_seconds
@@ -206,7 +218,7 @@ class ChunkEvaluator:
             cols[name] = pa.array(values)
         for name in finance.TABLE_METRICS:
             cols[name] = pa.array(out.column(name), pa.float64())
-        if self.job.spec.mode == "optimize":
+        if self.job.spec.mode in ("optimize", "decide"):
             for name in ("objective", "mip_gap", "solve_seconds"):
                 cols[name] = pa.array(out.column(name), pa.float64())
             for proj in self.job.model.projects:

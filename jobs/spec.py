@@ -40,6 +40,46 @@ class Outputs(_Spec):
     timeseries: bool = Field(default=False, description="write per-period results (long format)")
 
 
+class OutOfSample(_Spec):
+    samples: int = Field(
+        default=1000,
+        ge=0,
+        le=10**7,
+        description="independent scenarios (own seed stream) to evaluate the decision on; 0: none",
+    )
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="level of the interval")
+
+
+class Hedging(_Spec):
+    rho: float | None = Field(
+        default=None, gt=0, description="proximal weight (NPV units); default: from the data"
+    )
+    max_iterations: int = Field(default=100, ge=1, le=10_000)
+
+
+class DecideOptions(_Spec):
+    """Decide mode: one build schedule for all scenarios (two-stage stochastic program)."""
+
+    risk_weight: float = Field(
+        default=0.0, ge=0, le=1, description="w in (1 - w) E[NPV] + w CVaR_alpha(NPV)"
+    )
+    cvar_alpha: float = Field(
+        default=0.95, gt=0, lt=1, description="CVaR is the mean of the worst 1 - alpha share"
+    )
+    method: Literal["auto", "enumerate", "extensive", "hedging"] = "auto"
+    max_candidates: int = Field(
+        default=256, ge=1, description="auto: enumerate up to this many candidate schedules"
+    )
+    block_size: int = Field(
+        default=25,
+        ge=1,
+        description="scenarios per decision task (fixed: results do not"
+        " depend on the worker count)",
+    )
+    out_of_sample: OutOfSample = Field(default_factory=OutOfSample)
+    hedging: Hedging = Field(default_factory=Hedging)
+
+
 class JobSpec(_Spec):
     schema_version: Literal[1] = 1
     name: str = Field(min_length=1, max_length=200)
@@ -47,7 +87,7 @@ class JobSpec(_Spec):
     model: str | dict[str, Any] = Field(
         description="library model name, model file path, or inline model"
     )
-    mode: Literal["simulate", "optimize"] = "simulate"
+    mode: Literal["simulate", "optimize", "decide"] = "simulate"
     scenarios: ScenarioSpec
     seed: int = Field(default=0, ge=0, lt=2**63)
     projects: list[str] | None = Field(
@@ -60,6 +100,9 @@ class JobSpec(_Spec):
     )
     outputs: Outputs = Field(default_factory=Outputs)
     solver: SolverOptions = Field(default_factory=SolverOptions)
+    decide: DecideOptions | None = Field(
+        default=None, description="decide mode's settings (default settings when absent)"
+    )
     chunk_size: int | None = Field(
         default=None, ge=1, description="scenarios per chunk (default: automatic)"
     )
@@ -83,6 +126,10 @@ class PreparedJob:
         """The adaptive run's stopping rule (Monte Carlo with `until`), else None."""
         scenarios = self.spec.scenarios
         return scenarios.stopping_rule() if isinstance(scenarios, MonteCarloSpec) else None
+
+    @property
+    def decide(self) -> DecideOptions:
+        return self.spec.decide or DecideOptions()
 
     @property
     def projects(self) -> list[str]:
@@ -156,8 +203,9 @@ def prepare_job(
         if p not in names:
             errors.append(f"projects: unknown project '{p}' (model has {sorted(names)})")
     selected = set(spec.projects) if spec.projects is not None else set(names)
-    if spec.build_periods and spec.mode == "optimize":
-        errors.append("build_periods: optimize mode chooses the build periods; remove them")
+    if spec.build_periods and spec.mode in ("optimize", "decide"):
+        errors.append(f"build_periods: {spec.mode} mode chooses the build periods; remove them")
+    errors += _decide_problems(spec, selected)
     for p, period in spec.build_periods.items():
         if p not in names:
             errors.append(f"build_periods.{p}: unknown project")
@@ -175,6 +223,22 @@ def prepare_job(
     if errors:
         raise SpecError(source, errors)
     return PreparedJob(spec=spec, model=model)
+
+
+def _decide_problems(spec: JobSpec, selected: set[str]) -> list[str]:
+    from edt_compute.scenarios import ListSpec
+
+    if spec.mode != "decide":
+        return ["decide: only decide mode takes a decide block"] if spec.decide else []
+    errors = []
+    sc = spec.scenarios
+    if not isinstance(sc, MonteCarloSpec | ListSpec):
+        errors.append(f"scenarios.kind: decide mode needs monte_carlo or list, got {sc.kind}")
+    elif isinstance(sc, MonteCarloSpec) and sc.until is not None:
+        errors.append("scenarios.until: decide mode needs a fixed sample count")
+    if not selected:
+        errors.append("projects: decide mode needs at least one candidate project")
+    return errors
 
 
 def sample_cap() -> int:
@@ -300,6 +364,6 @@ def default_chunk_size(job: PreparedJob, workers: int) -> int:
     rule = job.stopping_rule
     planned = job.total if rule is None else rule.min_samples
     per_worker = math.ceil(planned / max(1, workers * 4))
-    if job.spec.mode == "optimize":
+    if job.spec.mode in ("optimize", "decide"):
         return max(1, min(per_worker, 8))
     return max(1, min(max(per_worker, 1000), 20000))

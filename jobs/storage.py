@@ -7,6 +7,7 @@ Layout under the root (a contract scripts depend on)::
     jobs/<job_id>/timeseries/part-NNNNN.parquet   (optional)
     jobs/<job_id>/summary.json
     jobs/<job_id>/convergence.json                (adaptive runs: rule history so far)
+    jobs/<job_id>/decision.json                   (decide mode: the chosen build schedule)
     jobs/<job_id>/manifest.json                   (written last)
 
 Every file appears whole or not at all: on local disk it is written under a hidden

@@ -68,7 +68,7 @@ def build_summary(
         metrics, TABLE_METRICS, inputs=_inputs(table, ok), sensitivity_of=("npv",)
     )
     summary["currency"] = job.model.finance.currency
-    if job.spec.mode == "optimize" and job.projects:
+    if job.spec.mode in ("optimize", "decide") and job.projects:
         built = np.zeros(int(ok.sum()), dtype=bool)
         for p in job.projects:
             if f"build_{p}" in table.column_names:

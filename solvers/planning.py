@@ -4,6 +4,7 @@
     res = pm.solve(cm, s)                     # optimise dispatch and project builds
     res = pm.solve(cm, s, builds=b)           # builds given: simulate with optimal dispatch
     res = pm.solve(cm, s, free=[0])           # only project 0 may be built
+    res = pm.solve(cm, s, build_cost=c)       # c (P, T) added to the build columns' objective
     sim = simulate(cm.scenario(s), res.builds[None, :], res.plan)
 
 The result's plan goes through the kernel's `simulate`, so optimize-mode scenarios report the
@@ -87,10 +88,13 @@ class PlanningModel:
         s: int,
         builds: np.ndarray | None = None,
         free: Sequence[int] | None = None,
+        build_cost: np.ndarray | None = None,
     ) -> MilpNumbers:
         """Scenario s's costs, bounds and coefficients in the compiled order (what HiGHS gets)."""
         nums = self.milp.evaluate(scenario_params(self.structure, cm, s))
         cols = self.milp.columns["build"]
+        if build_cost is not None:
+            nums.cost[cols] += np.asarray(build_cost, dtype=float)
         if builds is not None:
             nums.col_lower[cols] = nums.col_upper[cols] = self._build_matrix(builds)
         elif free is not None:
@@ -105,19 +109,27 @@ class PlanningModel:
         builds: np.ndarray | None = None,
         *,
         free: Sequence[int] | None = None,
+        build_cost: np.ndarray | None = None,
     ) -> PlanResult:
         """Plan scenario `s` of `cm`.
 
         `builds` (P,) fixes every project's build period (-1 = not built) and optimises only
         the dispatch; `free` lists the projects the MILP may build (default: all), the others
-        are not built. Give at most one of them.
+        are not built. Give at most one of them. `build_cost` (P, T) is added to the objective
+        coefficients of the build indicators (progressive hedging's multipliers and proximal
+        term); the result's objective then includes it.
         """
         self._check(cm, s, builds, free)
         fixed = None if builds is None else np.asarray(builds, dtype=np.int64)
         unbuilt = np.full(len(self.structure.projects), -1, dtype=np.int64)
         reported = unbuilt if fixed is None else fixed
+        if build_cost is not None and np.shape(build_cost) != self.milp.columns["build"].shape:
+            raise ValueError(
+                f"build_cost: expected shape {self.milp.columns['build'].shape},"
+                f" got {np.shape(build_cost)}"
+            )
         try:
-            nums = self.numbers(cm, s, fixed, free)
+            nums = self.numbers(cm, s, fixed, free, build_cost)
             self._highs.load(nums)
             start = self._warm_start(fixed, free)
             out = self._highs.run(self._int_cols if start is not None else None, start)

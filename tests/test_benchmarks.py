@@ -25,6 +25,10 @@ SMALL = {
         r"^chunk_path_scenarios_per_second=\S+ goal=1e5 ratio_to_goal=[\d.]+$",
     ),
     "simulation_bench.py": (["--repeat", "1"], r"^best_per_model=\S+ goal=2e7 ratio_to_goal="),
+    "decide.py": (
+        ["--samples", "4", "--test-samples", "4", "--block-size", "2"],
+        r"^decide_wall_1=\S+ decide_wall_2=\S+ ratio=\S+ solves_per_second_2=\S+ pruning_saved=",
+    ),
     "irr_bench.py": (["--rows", "500", "--subset", "50"], r"NaN pattern identical: True"),
 }
 
