@@ -14,6 +14,7 @@ that is what lets a schedule be pruned part-way through its evaluation.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,7 +39,8 @@ def build_windows(model: EnterpriseModel, projects: Sequence[str]) -> list[tuple
 
 
 def schedule_count(windows: Sequence[tuple[int, int]]) -> int:
-    return int(np.prod([hi - lo + 2 for lo, hi in windows], dtype=np.int64))
+    # Python integers: a product of many windows must not wrap around as int64 would.
+    return math.prod(hi - lo + 2 for lo, hi in windows)
 
 
 def schedules(windows: Sequence[tuple[int, int]]) -> np.ndarray:

@@ -257,7 +257,7 @@ def hedge(search: Search) -> tuple[list[np.ndarray], dict[str, Any]]:
     return proposals, {"iterations": iterations, "converged": converged, "rho": rho}
 
 
-def _extensive(search: Search, ev: DecisionEvaluator) -> np.ndarray:
+def _extensive(search: Search, ev: DecisionEvaluator) -> tuple[np.ndarray, dict[str, Any]]:
     from edt_compute.compiled import compile_model
     from solvers.extensive import solve_extensive
 
@@ -275,7 +275,14 @@ def _extensive(search: Search, ev: DecisionEvaluator) -> np.ndarray:
     )
     if not res.status.has_solution:
         raise RuntimeError(f"the extensive form has no solution: {res.message}")
-    return res.schedule[ev.selected]
+    # A time limit may stop it with a schedule that is not proven best: say so, with its bound.
+    report = {
+        "status": res.status.value,
+        "objective": res.objective,
+        "bound": res.bound,
+        "seconds": res.seconds,
+    }
+    return res.schedule[ev.selected], {"extensive": report}
 
 
 def choose_method(job: PreparedJob, n_candidates: int) -> str:
@@ -311,14 +318,11 @@ def decide(job: PreparedJob, run: Runner, ev: DecisionEvaluator | None = None) -
         best, chosen_npv, entries, extra = enumerate_schedules(search, cands, eev_schedule, eev_npv)
         chosen = cands[best]
     else:
-        if method == "hedging":
-            if opts.risk_weight > 0:
-                raise ValueError(
-                    "decide.method: hedging is risk-neutral; use extensive with risk_weight > 0"
-                )
+        if method == "hedging":  # risk-neutral: the spec refuses hedging with risk_weight > 0
             proposals, extra = hedge(search)
         else:
-            proposals = [_extensive(search, ev)]
+            proposal, extra = _extensive(search, ev)
+            proposals = [proposal]
         known = {tuple(never.tolist()): np.zeros(tr.count), tuple(eev_schedule.tolist()): eev_npv}
         fresh = [p for p in proposals if tuple(p.tolist()) not in known]
         if fresh:
@@ -337,7 +341,11 @@ def decide(job: PreparedJob, run: Runner, ev: DecisionEvaluator | None = None) -
             }
             for k in keys
         ]
-    ws_npv = (tr.ws - tr.none)[search.ok]
+    # Each scenario's perfect-foresight optimum is at least what any schedule evaluated on it
+    # reached (never building included): with a MIP gap the free solve may stop below them.
+    ws_npv = np.maximum.reduce(
+        [(tr.ws - tr.none)[search.ok], np.zeros(tr.count), chosen_npv, eev_npv]
+    )
     figs = dm.Figures(
         search.objective(ws_npv), search.objective(chosen_npv), search.objective(eev_npv)
     )
@@ -351,6 +359,8 @@ def decide(job: PreparedJob, run: Runner, ev: DecisionEvaluator | None = None) -
         "scenarios": int(job.total),
         "scenarios_used": int(tr.count),
         "wait_and_see": figs.wait_and_see,
+        # From the MIP dual bounds: no schedule, even with perfect foresight, does better.
+        "wait_and_see_bound": search.objective((tr.bound - tr.none)[search.ok]),
         "recourse_value": figs.recourse_value,
         "eev": figs.eev,
         "evpi": figs.evpi,
@@ -377,7 +387,14 @@ def _out_of_sample(search: Search, chosen: np.ndarray, in_sample: np.ndarray) ->
     npv = obj[1] - obj[0]
     good = np.isfinite(npv)
     iv = dm.mean_interval(npv[good], oos.confidence)
-    return iv.as_dict() | {"in_sample": False, "failed": int((~good).sum())}
+    # Scenarios the decision cannot operate (its plan infeasible where not building is
+    # feasible) are counted apart: the interval is over the scenarios where it can.
+    infeasible = int(np.sum(np.isneginf(obj[1]) & np.isfinite(obj[0])))
+    return iv.as_dict() | {
+        "in_sample": False,
+        "failed": int((~good).sum()) - infeasible,
+        "infeasible_under_decision": infeasible,
+    }
 
 
 def decision_line(doc: dict[str, Any]) -> dict[str, Any]:

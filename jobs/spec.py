@@ -238,6 +238,9 @@ def _decide_problems(spec: JobSpec, selected: set[str]) -> list[str]:
         errors.append("scenarios.until: decide mode needs a fixed sample count")
     if not selected:
         errors.append("projects: decide mode needs at least one candidate project")
+    opts = spec.decide
+    if opts is not None and opts.method == "hedging" and opts.risk_weight > 0:
+        errors.append("decide.method: hedging is risk-neutral; use extensive with risk_weight > 0")
     return errors
 
 

@@ -47,7 +47,9 @@ def price_list(prices: list[float]) -> dict[str, Any]:
     }
 
 
-def decide_job(model: dict[str, Any], scenarios: dict[str, Any], **decide: Any) -> PreparedJob:
+def decide_job(
+    model: dict[str, Any], scenarios: dict[str, Any], mip_gap: float = 1e-9, **decide: Any
+) -> PreparedJob:
     return prepare_job(
         {
             "schema_version": 1,
@@ -55,7 +57,7 @@ def decide_job(model: dict[str, Any], scenarios: dict[str, Any], **decide: Any) 
             "model": model,
             "mode": "decide",
             "scenarios": scenarios,
-            "solver": {"mip_gap": 1e-9},
+            "solver": {"mip_gap": mip_gap},
             "decide": {"block_size": 3, **decide},
         }
     )

@@ -79,6 +79,9 @@ def test_bad_decide_settings_are_refused_naming_the_field() -> None:
         decide_job(option_model(), price_list([1.0]), risk_weight=1.5)
     with pytest.raises(SpecError, match=r"decide\.method"):
         decide_job(option_model(), price_list([1.0]), method="guess")
+    # Refused before any solve, not after the search has started.
+    with pytest.raises(SpecError, match=r"decide\.method: hedging is risk-neutral"):
+        decide_job(option_model(), price_list([1.0]), method="hedging", risk_weight=0.3)
 
 
 def test_decide_mode_refuses_what_it_cannot_decide_on() -> None:
@@ -94,3 +97,18 @@ def test_decide_mode_refuses_what_it_cannot_decide_on() -> None:
                 "decide": {"risk_weight": 0.1},
             }
         )
+
+
+@pytest.mark.parametrize("seed", [1, 9, 10])
+def test_wait_and_see_is_never_below_a_schedule_even_with_a_mip_gap(seed: int) -> None:
+    # A gap of 30 % lets a free solve stop below the optimum, e.g. below never building; the
+    # wait-and-see figures must still bound every schedule, so EVPI stays >= 0.
+    rng = np.random.default_rng(seed)
+    model = random_model(rng)
+    prices = rng.uniform(0.6, 2.2, size=5).round(3).tolist()
+    doc = run_decide(decide_job(model, price_list(prices), mip_gap=0.3, method="enumerate"))
+    assert doc["wait_and_see"] >= doc["recourse_value"] - 1e-9
+    assert doc["wait_and_see"] >= doc["eev"] - 1e-9 and doc["evpi"] >= -1e-9
+    assert doc["wait_and_see_bound"] >= doc["wait_and_see"] - 1e-6 * max(
+        1.0, abs(doc["wait_and_see"])
+    )
