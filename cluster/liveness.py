@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 from jobs.registry import JobBusy, JobRecord, Registry
 from jobs.status import JobStatus
@@ -32,6 +33,22 @@ def head_reachable(address: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def _process_alive(pid: int) -> bool:
+    """The process exists and is not a zombie: a killed supervisor whose parent died with it
+    stays a zombie where PID 1 does not reap (containers), yet it runs nothing."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): existence is all there is to know
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 def runner_alive(record: JobRecord, now: datetime | None = None) -> str | None:
     """The job's runner if it looks alive. On this host the process table decides (a killed
     driver is known dead at once, a busy one alive); elsewhere a heartbeat younger than
@@ -42,21 +59,15 @@ def runner_alive(record: JobRecord, now: datetime | None = None) -> str | None:
     host, _, rest = record.runner.partition(":")
     pid = rest.partition(":")[0]
     if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if not _process_alive(int(pid)):
             return None
-        except PermissionError:
-            pass  # exists, owned by someone else
         return f"{record.runner} (process alive on this host)"
     if age > STALE_SECONDS:
         return None
     return f"{record.runner} (heartbeat {age:.0f} s ago)"
 
 
-def shown_status(
-    record: JobRecord, now: datetime | None = None
-) -> tuple[JobStatus, str | None]:
+def shown_status(record: JobRecord, now: datetime | None = None) -> tuple[JobStatus, str | None]:
     """The status to show and why, if it differs from the registry's: a running job whose
     supervisor is gone is `interrupted`, never plainly running."""
     if record.status is not JobStatus.RUNNING:

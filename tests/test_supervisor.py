@@ -51,6 +51,23 @@ def test_a_runner_is_dead_when_its_local_process_is_gone_or_its_heartbeat_is_sta
     assert runner_alive(record, now=later) is None  # no heartbeat for minutes
 
 
+def test_a_zombie_runner_on_this_host_is_dead(tmp_path: Path) -> None:
+    from tests.support import wait_for
+
+    reg, job_id = _registry(tmp_path)
+    # A child that has exited but is not reaped yet: a zombie, as a killed supervisor stays
+    # where PID 1 does not reap. It still answers kill(pid, 0).
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat")
+        wait_for(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", what="zombie")
+        os.kill(proc.pid, 0)  # exists for the kernel
+        record = reg.take_over(job_id, f"{socket.gethostname()}:{proc.pid}:z", None)
+        assert runner_alive(record) is None
+    finally:
+        proc.wait()
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
 def test_a_supervisor_that_lost_its_job_leaves_the_status_to_the_new_owner(

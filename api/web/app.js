@@ -65,18 +65,22 @@
     document.body.dataset.view = "gate";
   }
 
+  // A refresh by the timer (`refresh` true) never wipes a field being typed; a route the
+  // user asked for (a filter applied, a form sent) always redraws.
   function later(fn) {
     clearTimeout(timer);
-    timer = setTimeout(fn, REFRESH_MS);
+    timer = setTimeout(() => fn(true), REFRESH_MS);
   }
 
-  async function route() {
+  const typingIn = (id) => document.activeElement !== null && document.activeElement.id === id;
+
+  async function route(refresh) {
     clearTimeout(timer);
     if (REPORT) return showJob(REPORT, false);
     const match = location.hash.match(/^#job\/([A-Za-z0-9._-]+)$/);
     try {
-      if (match) await jobPage(match[1]);
-      else await jobsList();
+      if (match) await jobPage(match[1], refresh === true);
+      else await jobsList(refresh === true);
     } catch (e) {
       if (e instanceof Unauthorized) return tokenGate(sessionStorage.getItem(TOKEN_KEY) ? "That token was refused." : "");
       root.replaceChildren(el("p", { class: "error", text: String(e) }));
@@ -88,9 +92,8 @@
 
   const filters = { status: "", label: "" };
 
-  async function jobsList() {
-    // A refresh must not wipe a filter being typed: wait for the user to finish.
-    if (document.activeElement && document.activeElement.id === "filter-label") return later(route);
+  async function jobsList(refresh) {
+    if (refresh && typingIn("filter-label")) return later(route); // the user is typing a filter
     const q = new URLSearchParams({ limit: "100" });
     if (filters.status) q.set("status", filters.status);
     if (filters.label) q.append("label", filters.label);
@@ -141,7 +144,7 @@
   // when the page opens, when the user asks and once the job has ended.
   let shown = null;
 
-  async function jobPage(id) {
+  async function jobPage(id, refresh) {
     const r = await api("/v1/jobs/" + id);
     if (location.hash !== "#job/" + id) return; // the user went elsewhere meanwhile
     if (!r.ok) {
@@ -154,7 +157,7 @@
     const changed = first || shown.done !== job.scenarios_done || shown.status !== job.status;
     const ended = TERMINAL.has(job.status);
     const due = first || ended || Date.now() - shown.at >= FIGURES_MS;
-    const typing = !first && document.activeElement && document.activeElement.id === "discover-threshold";
+    const typing = refresh && typingIn("discover-threshold");
     if ((changed || shown.dirty) && due && !typing) {
       const rediscover = first || (ended && !shown.ended);
       discoveryAsked = false;
