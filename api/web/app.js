@@ -74,13 +74,19 @@
 
   const typingIn = (id) => document.activeElement !== null && document.activeElement.id === id;
 
+  // Routes may overlap (a filter applied while the last list is still loading): only the
+  // latest one may draw, or a slow answer to an earlier one would overwrite the newer view.
+  let routeSeq = 0;
+  const stale = (mine) => mine !== routeSeq;
+
   async function route(refresh) {
     clearTimeout(timer);
+    const mine = ++routeSeq;
     if (REPORT) return showJob(REPORT, false);
     const match = location.hash.match(/^#job\/([A-Za-z0-9._-]+)$/);
     try {
-      if (match) await jobPage(match[1], refresh === true);
-      else await jobsList(refresh === true);
+      if (match) await jobPage(match[1], refresh === true, mine);
+      else await jobsList(refresh === true, mine);
     } catch (e) {
       if (e instanceof Unauthorized) return tokenGate(sessionStorage.getItem(TOKEN_KEY) ? "That token was refused." : "");
       root.replaceChildren(el("p", { class: "error", text: String(e) }));
@@ -92,13 +98,14 @@
 
   const filters = { status: "", label: "" };
 
-  async function jobsList(refresh) {
+  async function jobsList(refresh, mine) {
     if (refresh && typingIn("filter-label")) return later(route); // the user is typing a filter
     const q = new URLSearchParams({ limit: "100" });
     if (filters.status) q.set("status", filters.status);
     if (filters.label) q.append("label", filters.label);
     const r = await api("/v1/jobs?" + q);
     const page = r.ok ? await r.json() : { data: [] };
+    if (stale(mine)) return;
     const status = el("select", { id: "filter-status" },
       ...["", "queued", "running", "succeeded", "failed", "cancelled", "interrupted"].map((s) =>
         el("option", { value: s, text: s || "any status" })));
@@ -144,15 +151,16 @@
   // when the page opens, when the user asks and once the job has ended.
   let shown = null;
 
-  async function jobPage(id, refresh) {
+  async function jobPage(id, refresh, mine) {
     const r = await api("/v1/jobs/" + id);
-    if (location.hash !== "#job/" + id) return; // the user went elsewhere meanwhile
+    if (stale(mine)) return; // the user went elsewhere, or asked again, meanwhile
     if (!r.ok) {
       shown = null;
       root.replaceChildren(el("p", { class: "error", text: "no job " + id }), el("a", { href: "#", text: "all jobs" }));
       return;
     }
     const job = await r.json();
+    if (stale(mine)) return;
     const first = !shown || shown.id !== id || discoveryAsked;
     const changed = first || shown.done !== job.scenarios_done || shown.status !== job.status;
     const ended = TERMINAL.has(job.status);
@@ -166,7 +174,7 @@
         json("/v1/jobs/" + id + "/figures"),
         rediscover ? discover(id, discoveryQuery) : Promise.resolve(shown.discovery),
       ]);
-      if (location.hash !== "#job/" + id) return;
+      if (stale(mine)) return;
       shown = { id, done: job.scenarios_done, status: job.status, at: Date.now(), dirty: false, ended, discovery };
       await showJob({ job, summary, figures, discovery }, true);
     } else {
