@@ -136,7 +136,7 @@ class JobRunner:
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{self.incarnation}"
         self.fault_seconds = fault_timeout() if fault_seconds is None else fault_seconds
         self.actors: list[Any] = []
-        self.actor_pids: list[int] = []
+        self._pid_refs: list[Any] = []
         self.stats = RunStats()
         self.monitor: PrefixMonitor | None = None
         self._queue: ChunkQueue | None = None
@@ -204,6 +204,15 @@ class JobRunner:
         reserves one; more would wait for a CPU forever)."""
         info = connect(self.address, self.workers)
         return max(1, min(self.workers or info.cpus, info.cpus))
+
+    @property
+    def actor_pids(self) -> list[int]:
+        """Process ids of this run's pool actors that have started (for fault tests)."""
+        if not self._pid_refs:
+            return []
+        ready, _ = ray.wait(self._pid_refs, num_returns=len(self._pid_refs), timeout=0)
+        up = set(ready)
+        return [int(ray.get(r)) for r in self._pid_refs if r in up]
 
     def _mine(self, record: JobRecord) -> bool:
         """The recorded runner is an earlier incarnation of this supervisor (Ray restarted
@@ -331,7 +340,9 @@ class JobRunner:
         if job.spec.mode == "decide":
             n_actors = self._pool_size()  # the decision's tasks are many more than its chunks
         self.actors = start_pool(self.store.url, n_actors)
-        self.actor_pids = ray.get([a.pid.remote() for a in self.actors])
+        # Never wait here for every actor to start: two jobs' pools sharing too few CPUs would
+        # each hold some and wait for the rest forever. Dispatch uses the actors that are up.
+        self._pid_refs = [a.pid.remote() for a in self.actors]
         doc_ref, milp_ref = ray.put(dict(record.spec)), self._milp_ref(job)
         self._decision = None
         if job.spec.mode == "decide":
