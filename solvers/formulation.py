@@ -63,13 +63,13 @@ def _added(m: pyo.ConcreteModel, st: MilpStructure, u: int, t: int, coef: Any) -
     return sum((coef[p] * _online(m, st, p, t) for p in st.projects_of(u)), start=0.0)
 
 
+def _ranges(st: MilpStructure) -> tuple[range, range, range, range]:
+    """Index ranges of periods, units, markets and projects."""
+    return range(st.T), range(len(st.units)), range(len(st.markets)), range(len(st.projects))
+
+
 def _variables(m: pyo.ConcreteModel, st: MilpStructure) -> None:
-    TT, UU, MM, PP = (
-        range(st.T),
-        range(len(st.units)),
-        range(len(st.markets)),
-        range(len(st.projects)),
-    )
+    TT, UU, MM, PP = _ranges(st)
     m.x = pyo.Var(UU, TT, within=pyo.NonNegativeReals)
     m.on = pyo.Var(UU, TT, within=pyo.Binary, bounds=lambda m, u, t: (0, m.onmax[u]))
     m.start = pyo.Var(UU, TT, bounds=(0, 1))
@@ -161,12 +161,7 @@ def _balance_rows(m: pyo.ConcreteModel, st: MilpStructure) -> None:
 
 def _account_rows(m: pyo.ConcreteModel, st: MilpStructure) -> None:
     """Revenue, payments, EBITDA, depreciation and tax per period, as the kernel's accounts."""
-    TT, UU, MM, PP = (
-        range(st.T),
-        range(len(st.units)),
-        range(len(st.markets)),
-        range(len(st.projects)),
-    )
+    TT, UU, MM, PP = _ranges(st)
     n_pu, n_stored = len(st.project_units), len(st.stored)
     sells = [k for k in MM if st.market_sells[k]]
     buys = [k for k in MM if not st.market_sells[k]]
